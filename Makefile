@@ -1,0 +1,49 @@
+# The README contract: `make run` and `make test` do everything on a fresh
+# Debian 12 (dependencies included).
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build run test test-unit test-asan test-fuzz format format-check clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD) -j $(JOBS)
+
+run: build
+	@bash scripts/run-default.sh $(BUILD)
+
+# Everything: formatting, the release build's unit + system + e2e tests,
+# the ASan+UBSan build's unit + system tests, and a short fuzz run.
+test: deps format-check build
+	cd $(BUILD) && ctest --output-on-failure -j 1
+	$(MAKE) test-asan
+	$(MAKE) test-fuzz
+
+test-asan:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNVEMU_SANITIZE=ON \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+	ninja -C $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -L 'unit|system' -j 1
+
+test-fuzz:
+	@bash scripts/run-fuzz.sh $(FUZZ_BUILD)
+
+format:
+	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+format-check:
+	@bash scripts/format-check.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything nvemu needs to build, test and run on Debian 12.
+# Idempotent: packages already present are skipped, so `make run`/`make test`
+# can call it every time at little cost.
+set -euo pipefail
+
+BUILD_PKGS=(build-essential cmake ninja-build pkg-config clang clang-format
+  libclang-rt-14-dev liburing-dev libisal-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev python3)
+# Host-side tools for the end-to-end tests (a real Linux kernel in QEMU).
+E2E_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static kmod socat
+  nvme-cli fio cpio xz-utils zstd iproute2 procps)
+
+want=("${BUILD_PKGS[@]}")
+if [[ "${NVEMU_SKIP_E2E_DEPS:-0}" != 1 ]]; then
+  want+=("${E2E_PKGS[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: missing packages: ${missing[*]}" >&2
+    echo "install-deps: run as root, or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

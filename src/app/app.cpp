@@ -1,0 +1,197 @@
+#include "app/app.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+#include "app/config.h"
+#include "app/preflight.h"
+#include "bdev/bdev.h"
+#include "bdev/bdev_rpc.h"
+#include "common/cpumask.h"
+#include "common/log.h"
+#include "nvmf/doca/manager.h"
+#include "nvmf/nvmf_rpc.h"
+#include "nvmf/target.h"
+#include "reactor/reactor.h"
+#include "rpc/registry.h"
+#include "rpc/server.h"
+
+namespace nvemu::app {
+namespace {
+
+std::atomic<bool> g_initialized{false};
+
+std::vector<unsigned> online_cores() {
+  cpu_set_t set;
+  std::vector<unsigned> out;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    for (unsigned c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+
+std::string describe(const std::vector<unsigned>& cores) {
+  std::string s;
+  for (unsigned c : cores) s += (s.empty() ? "" : ",") + std::to_string(c);
+  return s;
+}
+
+}  // namespace
+
+bool framework_initialized() {
+  return g_initialized;
+}
+
+void framework_start_init() {
+  if (g_initialized.exchange(true)) return;
+  rpc::Registry::instance().set_state(rpc::kRuntime);
+  LOG_NOTICE("app", "framework initialized: bdev, nvmf subsystems ready");
+}
+
+void request_shutdown(int sig) {
+  if (sig == SIGKILL) {
+    kill(getpid(), SIGKILL);
+    return;
+  }
+  auto& set = ReactorSet::instance();
+  // Reply first: the RPC that asked must still get its answer.
+  set.main().add_timer(std::chrono::milliseconds(20), [&set] { set.stop_all(); });
+}
+
+void register_all_rpcs() {
+  register_app_rpcs();
+  register_config_rpcs();
+  bdev::register_rpcs();
+  nvmf::register_subsystem_rpcs();
+  nvmf::register_transport_rpcs();
+  nvmf::doca::register_rpcs();
+}
+
+int run(const Options& o) {
+  for (const auto& f : o.log_flags) {
+    if (!log::set_flag(f, true)) {
+      std::string known;
+      for (const auto& [n, v] : log::flags()) known += (known.empty() ? "" : ", ") + n;
+      fmt::print(stderr, "error: unknown log flag '{}' (known: all, {})\n", f, known);
+      return 1;
+    }
+  }
+  LOG_NOTICE("app", "Starting nvemu v{} (SPDK v23.01 compatible) initialization...", NVEMU_VERSION);
+
+  CpuMaskResult mask = parse_cpumask(o.cpumask);
+  if (!mask.error.empty()) {
+    LOG_ERROR("app", "invalid -m/--cpumask '{}': {}", o.cpumask, mask.error);
+    return 1;
+  }
+  std::vector<unsigned> online = online_cores();
+  for (unsigned c : mask.cores) {
+    if (std::find(online.begin(), online.end(), c) == online.end()) {
+      LOG_ERROR("app",
+                "core {} in -m {} is not available to this process (available: {}); "
+                "use a mask within them, e.g. -m {}",
+                c, o.cpumask, describe(online), format_cpumask(online));
+      return 1;
+    }
+  }
+  unsigned main_core = o.main_core >= 0 ? static_cast<unsigned>(o.main_core) : mask.cores.front();
+  if (std::find(mask.cores.begin(), mask.cores.end(), main_core) == mask.cores.end()) {
+    LOG_ERROR("app", "--main-core {} is not in -m {} (cores {}); pick one of them", main_core,
+              o.cpumask, describe(mask.cores));
+    return 1;
+  }
+
+  if (o.mem_size_mb) {
+    std::string warning;
+    std::string err = check_hugepages(o.mem_size_mb, &warning);
+    if (!err.empty()) {
+      LOG_ERROR("app", "{}", err);
+      return 1;
+    }
+    if (!warning.empty()) LOG_WARN("app", "{}", warning);
+  }
+
+  SocketGuard guard;
+  std::string notice;
+  std::string err = guard.acquire(o.rpc_socket, &notice);
+  if (!err.empty()) {
+    LOG_ERROR("app", "{}", err);
+    return 1;
+  }
+  if (!notice.empty()) LOG_NOTICE("app", "{}", notice);
+
+  // Signals are taken by the main reactor through a signalfd; block them in
+  // every thread first (threads inherit the mask).
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto& set = ReactorSet::instance();
+  set.create(mask.cores, main_core);
+  LOG_NOTICE("app", "Total cores available: {}", set.size());
+
+  register_transports();
+  register_all_rpcs();
+  rpc::Registry::instance().set_state(rpc::kStartup);
+  if (!o.wait_for_rpc && o.json_config.empty()) framework_start_init();
+
+  rpc::Server server(set.main());
+  err = server.listen(o.rpc_socket);
+  if (!err.empty()) {
+    LOG_ERROR("app", "Unable to start RPC service at {}: {}", o.rpc_socket, err);
+    set.destroy();
+    return 1;
+  }
+
+  int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+  set.main().add_fd(sfd, EPOLLIN, [sfd, &set](uint32_t) {
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == sizeof si) {
+      LOG_NOTICE("app", "received {}, shutting down", strsignal(static_cast<int>(si.ssi_signo)));
+      set.stop_all();
+    }
+  });
+
+  int exit_code = 0;
+  if (!o.json_config.empty()) {
+    set.main().send([&o, &set, &exit_code, wait = o.wait_for_rpc] {
+      std::string cerr = load_config_file(o.json_config);
+      if (!cerr.empty()) {
+        LOG_ERROR("app", "config replay failed: {}", cerr);
+        exit_code = 1;
+        set.stop_all();
+        return;
+      }
+      (void)wait;
+    });
+  }
+
+  set.start_others();
+  LOG_NOTICE("app", "RPC server listening on {}; {}", o.rpc_socket,
+             rpc::Registry::instance().state() == rpc::kStartup ? "waiting for framework_start_init"
+                                                                : "ready");
+  set.run_main();
+
+  LOG_NOTICE("app", "shutting down");
+  server.close_all();
+  set.stop_all();
+  set.join_others();
+  // Tear down what reactors served, on this thread now that they stopped.
+  nvmf::Target::instance().clear();
+  nvmf::doca::Managers::instance().clear();
+  bdev::Registry::instance().clear();
+  set.main().remove_fd(sfd);
+  close(sfd);
+  set.destroy();
+  return exit_code;
+}
+
+}  // namespace nvemu::app

@@ -1,0 +1,152 @@
+// Application-level RPCs: version, method list, framework state, reactors,
+// logging and shutdown — SPDK v23.01's names and result shapes.
+#include <fmt/format.h>
+
+#include <csignal>
+#include <cstring>
+
+#include "app/app.h"
+#include "common/log.h"
+#include "reactor/reactor.h"
+#include "rpc/registry.h"
+
+namespace nvemu::app {
+namespace {
+
+using nlohmann::json;
+using rpc::Params;
+
+json get_version(Params& p) {
+  p.done();
+  return {{"version", fmt::format("nvemu v{} (SPDK v23.01 compatible)", NVEMU_VERSION)},
+          {"fields", {{"major", 23}, {"minor", 1}, {"patch", 0}, {"suffix", ""}}}};
+}
+
+json get_methods(Params& p) {
+  bool current = p.opt_bool("current").value_or(false);
+  p.opt_bool("include_aliases");
+  p.done();
+  auto& r = rpc::Registry::instance();
+  json out = json::array();
+  for (const auto& n : r.names(current ? r.state() : rpc::kAnyState)) out.push_back(n);
+  return out;
+}
+
+json start_init(Params& p) {
+  p.done();
+  framework_start_init();
+  return true;
+}
+
+json wait_init(Params& p) {
+  p.done();
+  // Start-up finishes synchronously in framework_start_init, so once this
+  // method may run (runtime state) the framework is up.
+  return true;
+}
+
+json get_subsystems(Params& p) {
+  p.done();
+  return json::array({{{"subsystem", "bdev"}, {"depends_on", json::array()}},
+                      {{"subsystem", "nvmf"}, {"depends_on", json::array({"bdev"})}}});
+}
+
+json get_reactors(Params& p) {
+  p.done();
+  auto& set = ReactorSet::instance();
+  json reactors = json::array();
+  for (size_t i = 0; i < set.size(); ++i) {
+    Reactor& r = set.at(i);
+    reactors.push_back(
+        {{"lcore", r.core()},
+         {"busy", r.busy_us()},
+         {"idle", r.idle_us()},
+         {"in_interrupt", false},
+         {"lw_threads",
+          json::array({{{"name", i == 0 ? "app_thread" : fmt::format("nvmf_tgt_poll_group_{}", i)},
+                        {"id", i + 1},
+                        {"cpumask", fmt::format("{:x}", 1ull << (r.core() % 64))},
+                        {"elapsed", r.busy_us() + r.idle_us()}}})}});
+  }
+  return {{"tick_rate", 1000000}, {"reactors", reactors}};
+}
+
+json kill_instance(Params& p) {
+  std::string sig = p.str("sig_name");
+  p.done();
+  static const std::pair<const char*, int> kSignals[] = {
+      {"SIGINT", SIGINT}, {"SIGTERM", SIGTERM}, {"SIGKILL", SIGKILL}, {"SIGUSR1", SIGUSR1}};
+  std::string name = sig.rfind("SIG", 0) == 0 ? sig : "SIG" + sig;
+  for (const auto& [n, s] : kSignals) {
+    if (name == n) {
+      request_shutdown(s);
+      return true;
+    }
+  }
+  throw rpc::invalid_params(
+      fmt::format("sig_name '{}' must be SIGINT, SIGTERM, SIGKILL or "
+                  "SIGUSR1",
+                  sig));
+}
+
+log::Level level_or_throw(Params& p) {
+  std::string name = p.str("level");
+  p.done();
+  log::Level l;
+  if (!log::parse_level(name, &l))
+    throw rpc::invalid_params(
+        fmt::format("level '{}' must be ERROR, WARNING, NOTICE, INFO or "
+                    "DEBUG",
+                    name));
+  return l;
+}
+
+json set_flag(Params& p, bool on) {
+  std::string flag = p.str("flag");
+  p.done();
+  if (!log::set_flag(flag, on)) {
+    std::string known;
+    for (const auto& [n, v] : log::flags()) known += (known.empty() ? "" : ", ") + n;
+    throw rpc::invalid_params(fmt::format("unknown log flag '{}' (known: all, {})", flag, known));
+  }
+  return true;
+}
+
+}  // namespace
+
+void register_app_rpcs() {
+  auto& r = rpc::Registry::instance();
+  r.add("spdk_get_version", rpc::kAnyState, get_version);
+  r.add("rpc_get_methods", rpc::kAnyState, get_methods);
+  r.add("framework_start_init", rpc::kStartup, start_init);
+  r.add("framework_wait_init", rpc::kAnyState, wait_init);
+  r.add("framework_get_subsystems", rpc::kAnyState, get_subsystems);
+  r.add("framework_get_reactors", rpc::kRuntime, get_reactors);
+  r.add("spdk_kill_instance", rpc::kAnyState, kill_instance);
+  r.add("log_set_flag", rpc::kAnyState, [](Params& p) { return set_flag(p, true); });
+  r.add("log_clear_flag", rpc::kAnyState, [](Params& p) { return set_flag(p, false); });
+  r.add("log_get_flags", rpc::kAnyState, [](Params& p) {
+    p.done();
+    json out = json::object();
+    for (const auto& [n, v] : log::flags()) out[n] = v;
+    return out;
+  });
+  r.add("log_set_level", rpc::kAnyState, [](Params& p) {
+    log::set_level(level_or_throw(p));
+    return json(true);
+  });
+  r.add("log_get_level", rpc::kAnyState, [](Params& p) {
+    p.done();
+    return json(log::level_name(log::level()));
+  });
+  r.add("log_set_print_level", rpc::kAnyState, [](Params& p) {
+    log::set_print_level(level_or_throw(p));
+    return json(true);
+  });
+  r.add("log_get_print_level", rpc::kAnyState, [](Params& p) {
+    p.done();
+    return json(log::level_name(log::print_level()));
+  });
+}
+
+}  // namespace nvemu::app

@@ -1,0 +1,16 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace nvemu::app {
+
+nlohmann::json full_config();
+// Replays a configuration: startup-state methods first, then
+// framework_start_init (if not yet), then the rest in order. "" or why not.
+std::string apply_config(const nlohmann::json& cfg);
+std::string load_config_file(const std::string& path);
+void register_config_rpcs();
+void register_app_rpcs();
+
+}  // namespace nvemu::app

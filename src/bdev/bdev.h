@@ -1,0 +1,157 @@
+// The block device contract. A bdev is a named array of blocks; I/O reaches
+// it through a Channel that belongs to one reactor, so backends need no locks
+// on the I/O path. The caller owns each BdevIo (usually embedded in an NVMe
+// request), so submitting allocates nothing.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace nvemu::bdev {
+
+enum class IoType : uint8_t { kRead, kWrite, kFlush, kWriteZeroes, kUnmap };
+
+// What a backend reports. NVMe status mapping lives in one place (nvmf).
+enum class IoStatus : uint8_t {
+  kSuccess,
+  kError,       // generic backend failure (EIO)
+  kNoMem,       // transient: resubmit later
+  kAborted,     // the I/O was cancelled (channel closing, reset)
+  kOutOfRange,  // LBA range beyond the device
+  kMediaRead,   // unrecovered read error (error injection, failed media)
+  kMediaWrite,  // write fault
+};
+
+const char* io_status_name(IoStatus s);
+
+struct BdevIo;
+using IoCallback = void (*)(BdevIo* io, IoStatus status);
+
+struct BdevIo {
+  IoType type = IoType::kRead;
+  uint64_t offset_blocks = 0;
+  uint64_t num_blocks = 0;
+  const struct iovec* iovs = nullptr;  // data for read/write; not used otherwise
+  int iovcnt = 0;
+  IoCallback cb = nullptr;  // may run before submit() returns
+  void* ctx = nullptr;      // the caller's
+  uint64_t submit_us = 0;   // set by Channel::submit, for latency stats
+};
+
+// Per-channel counters: written only by the channel's reactor, read by RPC.
+struct IoStats {
+  std::atomic<uint64_t> bytes_read{0}, num_read_ops{0};
+  std::atomic<uint64_t> bytes_written{0}, num_write_ops{0};
+  std::atomic<uint64_t> bytes_unmapped{0}, num_unmap_ops{0};
+  std::atomic<uint64_t> num_write_zeroes_ops{0}, num_flush_ops{0};
+  std::atomic<uint64_t> read_latency_us{0}, write_latency_us{0}, unmap_latency_us{0};
+  std::atomic<uint64_t> num_errors{0};
+  void add_to(nlohmann::json& out) const;
+};
+
+class Bdev;
+
+class Channel {
+ public:
+  explicit Channel(Bdev& bdev);
+  virtual ~Channel();
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  Bdev& bdev() const { return bdev_; }
+  // Validates the range, counts the I/O and hands it to the backend.
+  void submit(BdevIo* io);
+  // Backends call this exactly once per I/O.
+  void complete(BdevIo* io, IoStatus status);
+  const IoStats& stats() const { return stats_; }
+
+ protected:
+  virtual void do_submit(BdevIo* io) = 0;
+
+ private:
+  Bdev& bdev_;
+  IoStats stats_;
+};
+
+class Bdev {
+ public:
+  Bdev(std::string name, std::string product_name, uint32_t block_size, uint64_t num_blocks);
+  virtual ~Bdev();
+
+  const std::string& name() const { return name_; }
+  const std::string& product_name() const { return product_name_; }
+  uint32_t block_size() const { return block_size_; }
+  uint64_t num_blocks() const { return num_blocks_; }
+  const std::string& uuid() const { return uuid_; }  // canonical text form
+  void set_uuid(std::string uuid) { uuid_ = std::move(uuid); }
+  // Optimal I/O boundary and write-cache presence, reported to hosts.
+  virtual bool has_write_cache() const { return false; }
+  virtual bool supports(IoType type) const = 0;
+
+  // Opens a channel for the calling reactor.
+  virtual std::unique_ptr<Channel> open_channel() = 0;
+  // The module's name as SPDK's bdev_get_bdevs reports it, e.g. "malloc".
+  virtual std::string module_name() const = 0;
+  virtual nlohmann::json driver_specific() const { return nlohmann::json::object(); }
+  // {"method": ..., "params": {...}} that recreates this bdev (save_config).
+  virtual nlohmann::json config_entry() const = 0;
+
+  // An owner (e.g. an NVMe-oF namespace) claims the bdev so it is not
+  // claimed twice; bdev_get_bdevs shows it as "claimed".
+  bool claim(const std::string& owner);
+  void release_claim();
+  const std::string& claimed_by() const { return claimed_by_; }
+
+  // Called on the main thread before the bdev goes away, so users can drop it.
+  using RemoveHook = std::function<void(Bdev&)>;
+  uint64_t add_remove_hook(RemoveHook hook);
+  void remove_remove_hook(uint64_t id);
+  void notify_removal();
+
+  nlohmann::json info_json() const;  // one bdev_get_bdevs entry
+  nlohmann::json iostat_json() const;
+
+  // Channels register so iostat can sum them; any thread.
+  void attach_channel(Channel* ch);
+  void detach_channel(Channel* ch);
+
+ private:
+  std::string name_, product_name_, uuid_;
+  uint32_t block_size_;
+  uint64_t num_blocks_;
+  std::string claimed_by_;
+  std::vector<std::pair<uint64_t, RemoveHook>> remove_hooks_;
+  uint64_t next_hook_ = 1;
+  mutable std::mutex channels_mu_;
+  std::vector<Channel*> channels_;
+  IoStats retired_;  // counters of closed channels
+};
+
+// Named bdevs of the process. Main (RPC) thread only.
+class Registry {
+ public:
+  static Registry& instance();
+  // Fails (returns false) when the name is taken.
+  bool add(std::shared_ptr<Bdev> bdev);
+  std::shared_ptr<Bdev> find(const std::string& name) const;
+  // Notifies users, then drops the registry's reference.
+  bool remove(const std::string& name);
+  std::vector<std::shared_ptr<Bdev>> list() const;
+  void clear();
+
+ private:
+  std::vector<std::shared_ptr<Bdev>> bdevs_;
+};
+
+std::string generate_uuid();
+bool is_valid_uuid(const std::string& text);
+
+}  // namespace nvemu::bdev

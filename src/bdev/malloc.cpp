@@ -1,0 +1,133 @@
+#include "bdev/malloc.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace nvemu::bdev {
+namespace {
+
+constexpr size_t kHugePage = 2u << 20;
+
+class MallocBdev;
+
+class MallocChannel final : public Channel {
+ public:
+  MallocChannel(Bdev& b, uint8_t* base) : Channel(b), base_(base) {}
+
+ protected:
+  void do_submit(BdevIo* io) override {
+    const uint64_t bs = bdev().block_size();
+    uint8_t* p = base_ + io->offset_blocks * bs;
+    const uint64_t len = io->num_blocks * bs;
+    switch (io->type) {
+      case IoType::kRead:
+      case IoType::kWrite: {
+        uint64_t done = 0;
+        for (int i = 0; i < io->iovcnt && done < len; ++i) {
+          size_t n = std::min<uint64_t>(io->iovs[i].iov_len, len - done);
+          if (io->type == IoType::kRead)
+            std::memcpy(io->iovs[i].iov_base, p + done, n);
+          else
+            std::memcpy(p + done, io->iovs[i].iov_base, n);
+          done += n;
+        }
+        // A short buffer is the caller's bug; never touch memory past it.
+        complete(io, done == len ? IoStatus::kSuccess : IoStatus::kError);
+        return;
+      }
+      case IoType::kUnmap:
+      case IoType::kWriteZeroes:
+        std::memset(p, 0, len);
+        complete(io, IoStatus::kSuccess);
+        return;
+      case IoType::kFlush:
+        complete(io, IoStatus::kSuccess);
+        return;
+    }
+  }
+
+ private:
+  uint8_t* base_;
+};
+
+class MallocBdev final : public Bdev {
+ public:
+  MallocBdev(const MallocParams& p, uint8_t* mem, size_t map_len, bool huge)
+      : Bdev(p.name, "Malloc disk", p.block_size, p.num_blocks),
+        mem_(mem),
+        map_len_(map_len),
+        huge_(huge),
+        optimal_io_boundary_(p.optimal_io_boundary) {}
+  ~MallocBdev() override { munmap(mem_, map_len_); }
+
+  bool supports(IoType) const override { return true; }
+  std::unique_ptr<Channel> open_channel() override {
+    return std::make_unique<MallocChannel>(*this, mem_);
+  }
+  std::string module_name() const override { return "malloc"; }
+  nlohmann::json driver_specific() const override { return {{"malloc", {{"hugepages", huge_}}}}; }
+  nlohmann::json config_entry() const override {
+    return {{"method", "bdev_malloc_create"},
+            {"params",
+             {{"name", name()},
+              {"num_blocks", num_blocks()},
+              {"block_size", block_size()},
+              {"uuid", uuid()},
+              {"optimal_io_boundary", optimal_io_boundary_}}}};
+  }
+
+ private:
+  uint8_t* mem_;
+  size_t map_len_;
+  bool huge_;
+  uint32_t optimal_io_boundary_;
+};
+
+}  // namespace
+
+std::shared_ptr<Bdev> create_malloc_bdev(const MallocParams& p, std::string* error) {
+  if (p.block_size < 512 || p.block_size % 512 != 0) {
+    *error =
+        fmt::format("block_size {} is not a multiple of 512; use 512, 4096, ...", p.block_size);
+    return nullptr;
+  }
+  if (p.num_blocks == 0) {
+    *error = "num_blocks must be greater than 0";
+    return nullptr;
+  }
+  if (p.num_blocks > (uint64_t{1} << 40) / p.block_size) {
+    *error = fmt::format("{} blocks of {} bytes is more than the 1 TiB a malloc bdev may hold",
+                         p.num_blocks, p.block_size);
+    return nullptr;
+  }
+  size_t len = p.num_blocks * p.block_size;
+  size_t huge_len = (len + kHugePage - 1) / kHugePage * kHugePage;
+  bool huge = true;
+  // No MAP_NORESERVE here: hugetlb pages are then reserved at mmap time, so
+  // a shortage fails the mmap (and we fall back) instead of a SIGBUS later.
+  void* mem = mmap(nullptr, huge_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+  size_t map_len = huge_len;
+  if (mem == MAP_FAILED) {
+    huge = false;
+    map_len = len;
+    mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+               -1, 0);
+  }
+  if (mem == MAP_FAILED) {
+    *error = fmt::format("cannot map {} bytes for {}: {}; lower num_blocks or free memory", len,
+                         p.name, strerror(errno));
+    return nullptr;
+  }
+  auto b = std::make_shared<MallocBdev>(p, static_cast<uint8_t*>(mem), map_len, huge);
+  if (!p.uuid.empty()) b->set_uuid(p.uuid);
+  LOG_INFO("bdev_malloc", "created {}: {} x {} B on {} pages", p.name, p.num_blocks, p.block_size,
+           huge ? "huge" : "ordinary");
+  return b;
+}
+
+}  // namespace nvemu::bdev

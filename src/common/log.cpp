@@ -1,0 +1,147 @@
+#include "common/log.h"
+
+#include <sys/time.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <mutex>
+
+namespace nvemu::log {
+namespace {
+
+std::atomic<Level> g_level{Level::kNotice};
+std::atomic<Level> g_print_level{Level::kNotice};
+
+struct FlagTable {
+  std::mutex mu;
+  std::map<std::string, bool, std::less<>> flags;
+  std::atomic<bool> any_enabled{false};
+};
+
+FlagTable& table() {
+  static FlagTable t;
+  return t;
+}
+
+constexpr const char* kComponents[] = {"app",       "reactor",    "rpc",  "bdev", "bdev_malloc",
+                                       "bdev_null", "bdev_uring", "nvmf", "nvme", "tcp",
+                                       "vfio_user", "doca",       "host"};
+
+void ensure_defaults() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (const char* c : kComponents) table().flags.emplace(c, false);
+  });
+}
+
+const char* basename(const char* path) {
+  const char* slash = std::strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
+}  // namespace
+
+const char* level_name(Level level) {
+  switch (level) {
+    case Level::kError:
+      return "ERROR";
+    case Level::kWarn:
+      return "WARNING";
+    case Level::kNotice:
+      return "NOTICE";
+    case Level::kInfo:
+      return "INFO";
+    case Level::kDebug:
+      return "DEBUG";
+  }
+  return "?";
+}
+
+bool parse_level(std::string_view name, Level* out) {
+  for (Level l : {Level::kError, Level::kWarn, Level::kNotice, Level::kInfo, Level::kDebug}) {
+    if (name == level_name(l)) {
+      *out = l;
+      return true;
+    }
+  }
+  if (name == "WARN") {
+    *out = Level::kWarn;
+    return true;
+  }
+  return false;
+}
+
+void set_level(Level level) {
+  g_level = level;
+}
+Level level() {
+  return g_level;
+}
+void set_print_level(Level level) {
+  g_print_level = level;
+}
+Level print_level() {
+  return g_print_level;
+}
+
+void register_flag(std::string_view flag) {
+  ensure_defaults();
+  std::lock_guard lock(table().mu);
+  table().flags.emplace(std::string(flag), false);
+}
+
+bool set_flag(std::string_view flag, bool enabled) {
+  ensure_defaults();
+  std::lock_guard lock(table().mu);
+  auto& flags = table().flags;
+  if (flag == "all") {
+    for (auto& [name, on] : flags) on = enabled;
+  } else {
+    auto it = flags.find(flag);
+    if (it == flags.end()) return false;
+    it->second = enabled;
+  }
+  bool any = false;
+  for (auto& [name, on] : flags) any |= on;
+  table().any_enabled = any;
+  return true;
+}
+
+bool flag_enabled(std::string_view flag) {
+  if (!table().any_enabled) return false;
+  std::lock_guard lock(table().mu);
+  auto it = table().flags.find(flag);
+  return it != table().flags.end() && it->second;
+}
+
+std::vector<std::pair<std::string, bool>> flags() {
+  ensure_defaults();
+  std::lock_guard lock(table().mu);
+  return {table().flags.begin(), table().flags.end()};
+}
+
+bool enabled(Level level, std::string_view component) {
+  if (level <= g_level.load(std::memory_order_relaxed) &&
+      level <= g_print_level.load(std::memory_order_relaxed))
+    return true;
+  // A component flag raises that component to DEBUG, as SPDK's -L does.
+  return level == Level::kDebug || level == Level::kInfo ? flag_enabled(component) : false;
+}
+
+void write(Level level, std::string_view component, const char* file, int line,
+           const std::string& message) {
+  struct timeval tv;
+  gettimeofday(&tv, nullptr);
+  struct tm tm;
+  localtime_r(&tv.tv_sec, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+  std::string out = fmt::format("[{}.{:06d}] {}:{:4d}:{}: *{}*: {}\n", stamp, tv.tv_usec,
+                                basename(file), line, component, level_name(level), message);
+  std::fwrite(out.data(), 1, out.size(), stderr);
+}
+
+}  // namespace nvemu::log

@@ -1,0 +1,48 @@
+// Logging: timestamped lines with file:line, a level and a component, like
+// SPDK's "[2025-10-15 16:31:47.283026] reactor.c: 926:reactor_run: *NOTICE*: ...".
+// Components ("rpc", "nvmf", "tcp", ...) can be raised to DEBUG one by one
+// with -L / log_set_flag, which is what an operator reaches for first.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nvemu::log {
+
+enum class Level { kError = 0, kWarn = 1, kNotice = 2, kInfo = 3, kDebug = 4 };
+
+// Level names as SPDK spells them in log_set_level ("ERROR", "WARNING", ...).
+const char* level_name(Level level);
+bool parse_level(std::string_view name, Level* out);
+
+void set_level(Level level);  // what is recorded
+Level level();
+void set_print_level(Level level);  // what is printed to stderr
+Level print_level();
+
+// Per-component debug flags (SPDK's log flags). "all" enables every flag.
+bool set_flag(std::string_view flag, bool enabled);
+bool flag_enabled(std::string_view flag);
+std::vector<std::pair<std::string, bool>> flags();
+void register_flag(std::string_view flag);
+
+bool enabled(Level level, std::string_view component);
+void write(Level level, std::string_view component, const char* file, int line,
+           const std::string& message);
+
+}  // namespace nvemu::log
+
+#define NVEMU_LOG(lvl, component, ...)                                                   \
+  do {                                                                                   \
+    if (::nvemu::log::enabled(lvl, component))                                           \
+      ::nvemu::log::write(lvl, component, __FILE__, __LINE__, fmt::format(__VA_ARGS__)); \
+  } while (0)
+
+#define LOG_ERROR(component, ...) NVEMU_LOG(::nvemu::log::Level::kError, component, __VA_ARGS__)
+#define LOG_WARN(component, ...) NVEMU_LOG(::nvemu::log::Level::kWarn, component, __VA_ARGS__)
+#define LOG_NOTICE(component, ...) NVEMU_LOG(::nvemu::log::Level::kNotice, component, __VA_ARGS__)
+#define LOG_INFO(component, ...) NVEMU_LOG(::nvemu::log::Level::kInfo, component, __VA_ARGS__)
+#define LOG_DEBUG(component, ...) NVEMU_LOG(::nvemu::log::Level::kDebug, component, __VA_ARGS__)

@@ -1,0 +1,153 @@
+// nvemu's NVMe/TCP initiator: one Queue is one TCP connection carrying one
+// NVMe-oF queue pair (admin or I/O). It is a plain non-blocking state
+// machine: submit() queues a command, poll() sends what is pending, receives
+// whatever arrived and runs completion callbacks. Nothing on that path
+// allocates: command slots, PDU headers and the receive staging buffer are
+// set up by connect(), and data moves straight between the socket and the
+// caller's buffers. Drive it from a test loop (wait()/exec()) or from a
+// reactor (add_fd(fd(), ...) -> poll()).
+#pragma once
+
+#include <sys/uio.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nvme/sqe.h"
+#include "nvmf/tcp/pdu_codec.h"
+
+namespace nvemu::host::tcp {
+
+struct QueueOptions {
+  bool hdgst = false;   // ask for header digests in ICReq
+  bool ddgst = false;   // ask for data digests
+  uint16_t depth = 32;  // commands in flight (command slots)
+  uint8_t hpda = 0;     // our PDU data alignment (0's based dwords)
+  // Writes up to this many bytes travel in the command capsule; larger ones
+  // wait for R2T. Admin queues may use 8 KiB; for I/O queues use
+  // IOCCSZ * 16 - 64 from Identify Controller.
+  uint32_t max_icd = 8192;
+  int connect_timeout_ms = 5000;
+};
+
+enum class Dir : uint8_t { kNone, kToController, kFromController };
+
+// Completion: the CQE as the controller sent it, or synthesized from a
+// C2HData SUCCESS flag. A transport failure completes outstanding commands
+// with Transient Transport Error (or Aborted SQ Deletion when closed).
+using CompletionFn = void (*)(void* ctx, const nvme::Cqe& cqe);
+
+class Queue {
+ public:
+  Queue();
+  ~Queue();
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+
+  // Blocking: TCP connect, then ICReq/ICResp. Returns "" or what failed.
+  std::string connect(const std::string& traddr, uint16_t port, const QueueOptions& opts);
+  // Completes every outstanding command with Aborted - SQ Deletion.
+  void close();
+
+  // Queues one command. The CID is assigned here (sqe.cid is ignored). `buf`
+  // stays valid until the callback. False when no slot is free or the queue
+  // is down.
+  bool submit(const nvme::Sqe& sqe, void* buf, uint32_t len, Dir dir, CompletionFn fn, void* ctx);
+  // Never blocks. Returns completions delivered, or -1 once the connection
+  // failed (error() says why).
+  int poll();
+  // Blocks in poll(2) until `done` returns true, the queue fails or the
+  // timeout passes; returns whether done() became true.
+  template <typename Pred>
+  bool wait(Pred done, int timeout_ms);
+  // Synchronous command (tests, control path). Returns "" or what failed;
+  // *cqe gets the completion.
+  std::string exec(const nvme::Sqe& sqe, void* buf, uint32_t len, Dir dir, nvme::Cqe* cqe,
+                   int timeout_ms = 10000);
+
+  int fd() const { return fd_; }
+  bool ok() const { return fd_ >= 0 && failed_.empty(); }
+  const std::string& error() const { return failed_; }
+  uint32_t outstanding() const { return outstanding_; }
+  uint32_t maxh2cdata() const { return maxh2cdata_; }
+  bool hdgst() const { return link_.hdgst; }
+  bool ddgst() const { return link_.ddgst; }
+  // The controller's C2HTermReq, if it sent one.
+  nvmf::tcp::Fes term_fes() const { return term_fes_; }
+  uint32_t term_fei() const { return term_fei_; }
+  void set_max_icd(uint32_t n) { opts_.max_icd = n; }
+  // Raw bytes straight onto the socket, for protocol tests that forge PDUs.
+  bool send_raw(const void* data, size_t len);
+
+ private:
+  struct Item;
+  struct Slot;
+  enum class Rx : uint8_t { kCommonHeader, kHeader, kPad, kData, kDataDigest, kStopped };
+
+  bool block_once(int timeout_ms);
+  void fail(const std::string& why, uint8_t sc = nvme::sc::kTransientTransportError);
+  void finish(Slot& s, const nvme::Cqe& cqe);
+  void enqueue(Item* it);
+  bool flush();
+  void on_sent(Item* it);
+  void queue_h2c(Slot& s);
+  bool receive();
+  bool step();
+  void header_done();
+  void payload_done();
+  void protocol_error(const nvmf::tcp::PduError& e);
+
+  int fd_ = -1;
+  QueueOptions opts_;
+  std::string failed_;
+  nvmf::tcp::LinkParams link_;
+  uint32_t maxh2cdata_ = 0;
+  uint8_t cpda_ = 0;
+  nvmf::tcp::Fes term_fes_ = nvmf::tcp::Fes::kNone;
+  uint32_t term_fei_ = 0;
+
+  std::unique_ptr<Slot[]> slots_;
+  std::vector<uint16_t> free_;
+  uint16_t depth_ = 0;
+  std::unique_ptr<Item> term_item_;
+  alignas(8) uint8_t term_buf_[nvmf::tcp::kMaxTermReqPlen];
+  uint16_t next_slot_ = 0;
+  uint32_t outstanding_ = 0;
+  int delivered_ = 0;
+
+  Item* send_head_ = nullptr;
+  Item* send_tail_ = nullptr;
+  size_t send_off_ = 0;
+  std::unique_ptr<Item> icreq_item_;
+  alignas(8) uint8_t icreq_buf_[sizeof(nvmf::tcp::ICReq)];
+
+  Rx rx_ = Rx::kCommonHeader;
+  alignas(8) uint8_t hdr_[nvmf::tcp::kMaxHeaderWithDigest];
+  uint32_t hdr_got_ = 0;
+  nvmf::tcp::PduLayout layout_;
+  uint8_t* data_dst_ = nullptr;
+  uint32_t data_got_ = 0, pad_got_ = 0, ddgst_got_ = 0;
+  uint8_t ddgst_buf_[4];
+  uint8_t term_data_[nvmf::tcp::kMaxTermReqData];
+  Slot* rx_slot_ = nullptr;
+  static constexpr size_t kStagingSize = 64 * 1024;
+  std::unique_ptr<uint8_t[]> staging_;
+  size_t stage_pos_ = 0, stage_len_ = 0;
+};
+
+template <typename Pred>
+bool Queue::wait(Pred done, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!done()) {
+    if (poll() < 0) return done();
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (!block_once(10)) return done();
+  }
+  return true;
+}
+
+}  // namespace nvemu::host::tcp

@@ -1,0 +1,60 @@
+// Private to the initiator queue: a command slot and a queued PDU.
+#pragma once
+
+#include <sys/uio.h>
+
+#include "host/tcp/queue.h"
+
+namespace nvemu::host::tcp {
+
+using nvmf::tcp::CapsuleCmd;
+using nvmf::tcp::H2CData;
+using nvmf::tcp::kDigestLen;
+
+struct Queue::Item {
+  enum class Kind : uint8_t { kCapsule, kH2C, kControl };
+  struct iovec iov[4];
+  int iovcnt = 0;
+  Kind kind = Kind::kControl;
+  bool queued = false;
+  Item* next = nullptr;
+  Slot* slot = nullptr;
+  void add(const void* b, size_t n) {
+    iov[iovcnt].iov_base = const_cast<void*>(b);
+    iov[iovcnt].iov_len = n;
+    ++iovcnt;
+  }
+  size_t bytes() const {
+    size_t n = 0;
+    for (int i = 0; i < iovcnt; ++i) n += iov[i].iov_len;
+    return n;
+  }
+};
+
+struct Queue::Slot {
+  bool busy = false;
+  bool zombie = false;  // completed while its PDUs were still queued
+  bool data_error = false;
+  uint16_t cid = 0;
+  nvme::Sqe sqe{};
+  uint8_t* buf = nullptr;
+  uint32_t len = 0;
+  Dir dir = Dir::kNone;
+  CompletionFn fn = nullptr;
+  void* ctx = nullptr;
+  nvme::Cqe pending{};  // CQE held while a zombie drains
+
+  Item cap;
+  alignas(8) uint8_t cap_hdr[sizeof(CapsuleCmd) + kDigestLen + 128];
+  uint32_t cap_ddgst = 0;
+
+  Item h2c;
+  alignas(8) uint8_t h2c_hdr[sizeof(H2CData) + kDigestLen + 128];
+  uint32_t h2c_ddgst = 0;
+  uint16_t ttag = 0;
+  uint32_t h2c_next = 0, r2t_end = 0;
+
+  uint32_t c2h_next = 0;
+};
+
+}  // namespace nvemu::host::tcp

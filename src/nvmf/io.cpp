@@ -1,0 +1,376 @@
+// NVM command set I/O (NVM Command Set 1.0, 3): parse (namespace, LBA range,
+// MDTS, data length) then execute against the namespace's bdev through this
+// reactor's poll group, ending in one completion.
+//
+// Compare and Write (fused, NVM 3.4.1): the Compare half waits on its qpair
+// for the Write half; the pair runs as read -> memcmp -> write with nothing
+// else from that qpair in between. What is guaranteed: atomicity against
+// other commands of the same qpair. Not guaranteed yet: atomicity against
+// overlapping writes submitted concurrently on other qpairs (SPDK takes a
+// bdev-level LBA range lock for that; nvemu's bdev layer has none yet).
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "nvme/nvm.h"
+#include "nvmf/controller.h"
+#include "nvmf/opcodes.h"
+#include "nvmf/poll_group.h"
+#include "reactor/reactor.h"
+
+namespace nvemu::nvmf {
+
+using nvme::Status;
+namespace nop = nvme::nvm_opc;
+
+namespace {
+
+// The single place a bdev outcome becomes an NVMe status.
+Status map_io_status(bdev::IoStatus st) {
+  switch (st) {
+    case bdev::IoStatus::kSuccess:
+      return Status::success();
+    case bdev::IoStatus::kOutOfRange:
+      return Status::generic(nvme::sc::kLbaOutOfRange);
+    case bdev::IoStatus::kMediaRead:
+      return Status::media(nvme::msc::kUnrecoveredReadError);
+    case bdev::IoStatus::kMediaWrite:
+      return Status::media(nvme::msc::kWriteFault);
+    case bdev::IoStatus::kAborted:
+      return Status::generic(nvme::sc::kAbortedSqDeletion, false);
+    case bdev::IoStatus::kNoMem:  // resubmitted before it gets here; if not, let the host retry
+    case bdev::IoStatus::kError:
+      break;
+  }
+  return Status::generic(nvme::sc::kInternalError, false);
+}
+
+// State of a multi-step command (Compare, DSM, Write Zeroes emulation,
+// Compare and Write). Plain Read/Write/Flush need none.
+struct MultiStep {
+  std::vector<uint8_t> buf;
+  struct iovec iov {};
+  std::vector<nvme::DsmRange> ranges;
+  size_t next = 0;
+  uint64_t slba = 0, remaining = 0;
+  Request* write = nullptr;  // Compare and Write: the second half
+};
+
+NsChannel* channel_of(Request* req) {
+  return reinterpret_cast<NsChannel*>(req->ctrlr_word);
+}
+MultiStep* steps_of(Request* req) {
+  return static_cast<MultiStep*>(req->ctrlr_ctx);
+}
+
+void io_done(bdev::BdevIo* io, bdev::IoStatus st);
+
+void submit(Request* req, bdev::IoType type, uint64_t slba, uint64_t nlb, const struct iovec* iov,
+            int iovcnt) {
+  bdev::BdevIo& io = req->bdev_io;
+  io = bdev::BdevIo{};
+  io.type = type;
+  io.offset_blocks = slba;
+  io.num_blocks = nlb;
+  io.iovs = iov;
+  io.iovcnt = iovcnt;
+  io.cb = io_done;
+  io.ctx = req;
+  channel_of(req)->channel->submit(&io);
+}
+
+void finish(Request* req, Status s) {
+  NsChannel* c = channel_of(req);
+  std::unique_ptr<MultiStep> steps(steps_of(req));
+  req->ctrlr_ctx = nullptr;
+  auto ctrlr = req->qpair->controller();
+  if (steps && steps->write) {  // Compare and Write: the Write half completes too
+    Request* w = steps->write;
+    w->status = s.ok() ? s : Status::generic(nvme::sc::kAbortedFailedFused, false);
+    if (ctrlr)
+      ctrlr->complete(w);
+    else
+      w->qpair->complete(w);
+  }
+  req->status = s;
+  if (ctrlr)
+    ctrlr->complete(req);
+  else
+    req->qpair->complete(req);
+  if (c) PollGroup::current().end_io(c);
+}
+
+void count(Request* req, const Status& s) {
+  auto& ctrlr = req->qpair->controller();
+  if (!ctrlr) return;
+  auto& sm = ctrlr->smart();
+  if (s.sct == nvme::Sct::kMediaError) sm.media_errors.fetch_add(1, std::memory_order_relaxed);
+  if (!s.ok()) return;
+  uint64_t units = uint64_t{req->bdev_io.num_blocks} * channel_of(req)->bdev->block_size() / 512;
+  if (req->bdev_io.type == bdev::IoType::kRead) {
+    sm.units_read.fetch_add(units, std::memory_order_relaxed);
+    sm.read_cmds.fetch_add(1, std::memory_order_relaxed);
+  } else if (req->bdev_io.type == bdev::IoType::kWrite) {
+    sm.units_written.fetch_add(units, std::memory_order_relaxed);
+    sm.write_cmds.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+// Next unmap of a DSM, next chunk of an emulated Write Zeroes.
+bool next_step(Request* req) {
+  MultiStep* m = steps_of(req);
+  if (req->cmd.opc == nop::kDatasetManagement) {
+    while (m->next < m->ranges.size() && m->ranges[m->next].nlb == 0) ++m->next;
+    if (m->next == m->ranges.size()) return false;
+    const nvme::DsmRange& r = m->ranges[m->next++];
+    submit(req, bdev::IoType::kUnmap, r.slba, r.nlb, nullptr, 0);
+    return true;
+  }
+  if (req->cmd.opc == nop::kWriteZeroes && m->remaining) {
+    uint32_t bs = channel_of(req)->bdev->block_size();
+    uint64_t n = std::min<uint64_t>(m->remaining, m->buf.size() / bs);
+    m->iov = {m->buf.data(), n * bs};
+    uint64_t slba = m->slba;
+    m->slba += n;
+    m->remaining -= n;
+    submit(req, bdev::IoType::kWrite, slba, n, &m->iov, 1);
+    return true;
+  }
+  return false;
+}
+
+void io_done(bdev::BdevIo* io, bdev::IoStatus st) {
+  auto* req = static_cast<Request*>(io->ctx);
+  if (st == bdev::IoStatus::kNoMem) {  // transient: try again from the reactor loop
+    Reactor::current()->send([req] { channel_of(req)->channel->submit(&req->bdev_io); });
+    return;
+  }
+  Status s = map_io_status(st);
+  MultiStep* m = steps_of(req);
+  if (!m || req->cmd.opc != nop::kCompare) count(req, s);
+  if (s.ok() && m) {
+    if (req->cmd.opc == nop::kCompare && io->type == bdev::IoType::kRead) {
+      count(req, s);
+      std::vector<uint8_t> host(m->buf.size());
+      size_t got = req->copy_from_iov(host.data(), host.size());
+      if (got != host.size() || std::memcmp(host.data(), m->buf.data(), host.size()) != 0) {
+        finish(req, Status::media(nvme::msc::kCompareFailure));
+        return;
+      }
+      if (m->write) {  // compare matched: write the second half's data
+        Request* w = m->write;
+        submit(req, bdev::IoType::kWrite, io->offset_blocks, io->num_blocks, w->iov, w->iovcnt);
+        return;
+      }
+    } else if (next_step(req)) {
+      return;
+    }
+  }
+  finish(req, s);
+}
+
+struct Parsed {
+  Status status;
+  std::shared_ptr<const Namespace> ns;
+  uint64_t slba = 0;
+  uint64_t nlb = 0;
+};
+
+// Namespace, range, size and data-length checks shared by the commands.
+Parsed parse(const Controller& ctrlr, Request* req) {
+  const nvme::Sqe& cmd = req->cmd;
+  Parsed p;
+  auto table = ctrlr.subsystem()->namespaces();
+  auto it = table->find(cmd.nsid);
+  if (it == table->end()) {
+    p.status = Status::generic(nvme::sc::kInvalidNamespaceOrFormat).at(nvme::loc::kNsid);
+    return p;
+  }
+  p.ns = it->second;
+  const bdev::Bdev& b = *p.ns->bdev;
+  switch (cmd.opc) {
+    case nop::kRead:
+    case nop::kWrite:
+    case nop::kCompare:
+    case nop::kWriteZeroes: {
+      p.slba = uint64_t{cmd.cdw10} | uint64_t{cmd.cdw11} << 32;
+      p.nlb = nvme::rw::nlb(cmd.cdw12);
+      if (p.slba + p.nlb > b.num_blocks() || p.slba + p.nlb < p.slba) {
+        p.status = Status::generic(nvme::sc::kLbaOutOfRange).at(nvme::loc::kCdw10);
+        return p;
+      }
+      if (cmd.opc == nop::kWriteZeroes) break;
+      uint64_t bytes = p.nlb * b.block_size();
+      if (bytes > ctrlr.opts().max_io_size) {  // beyond MDTS
+        p.status = Status::generic(nvme::sc::kInvalidField).at(nvme::loc::kCdw12);
+        return p;
+      }
+      if (req->length < bytes) {
+        p.status = Status::generic(nvme::sc::kDataSglLengthInvalid).at(nvme::loc::kDptr);
+        return p;
+      }
+      break;
+    }
+    case nop::kDatasetManagement: {
+      uint32_t nr = (cmd.cdw10 & 0xff) + 1;
+      if (req->length < nr * sizeof(nvme::DsmRange))
+        p.status = Status::generic(nvme::sc::kDataSglLengthInvalid).at(nvme::loc::kDptr);
+      break;
+    }
+    default:
+      break;
+  }
+  return p;
+}
+
+void start(Request* req, const std::shared_ptr<const Namespace>& ns) {
+  NsChannel* c = PollGroup::current().get(ns);
+  PollGroup::current().start_io(c);
+  req->ctrlr_word = reinterpret_cast<uint64_t>(c);
+}
+
+}  // namespace
+
+void Controller::exec_io(Request* req) {
+  const nvme::Sqe& cmd = req->cmd;
+  req->ctrlr_word = 0;
+  req->ctrlr_ctx = nullptr;
+  auto fail = [&](Status s) {
+    req->status = s;
+    complete(req);
+  };
+  // A pending fused Compare must be followed by its Write at once; anything
+  // else aborts it (NVMe Base 2.0, 3.4.2).
+  Request*& first = PollGroup::current().fused_first(req->qpair);
+  if (first && cmd.fuse() != nvme::kFuseSecond) {
+    Request* f = first;
+    first = nullptr;
+    f->status = Status::generic(nvme::sc::kAbortedMissingFused, false);
+    complete(f);
+  }
+  if (discovery_ || !io_opcode(cmd.opc).supported)
+    return fail(Status::generic(nvme::sc::kInvalidOpcode).at(nvme::loc::kOpc));
+  if (!ready()) return fail(Status::generic(nvme::sc::kCommandSequenceError));
+
+  if (cmd.opc == nop::kFlush && cmd.nsid == 0xffffffff) {
+    // Broadcast flush: nothing is cached unless a bdev says so.
+    auto t = subsys_->namespaces();
+    bool cached = std::any_of(t->begin(), t->end(),
+                              [](const auto& e) { return e.second->bdev->has_write_cache(); });
+    return fail(cached ? Status::generic(nvme::sc::kInvalidNamespaceOrFormat).at(nvme::loc::kNsid)
+                       : Status::success());
+  }
+  Parsed p = parse(*this, req);
+  if (!p.status.ok()) {
+    if (cmd.fuse() == nvme::kFuseSecond && first) {
+      Request* f = first;
+      first = nullptr;
+      f->status = Status::generic(nvme::sc::kAbortedFailedFused, false);
+      complete(f);
+    }
+    return fail(p.status);
+  }
+  const bdev::Bdev& b = *p.ns->bdev;
+
+  // Fused Compare and Write.
+  if (cmd.fuse() == nvme::kFuseFirst) {
+    if (cmd.opc != nop::kCompare)
+      return fail(Status::generic(nvme::sc::kInvalidField).at(nvme::loc::kFlags));
+    first = req;
+    return;  // waits for the Write half
+  }
+  if (cmd.fuse() == nvme::kFuseSecond) {
+    Request* f = first;
+    first = nullptr;
+    if (!f) return fail(Status::generic(nvme::sc::kAbortedMissingFused, false));
+    bool same = cmd.opc == nop::kWrite && f->cmd.nsid == cmd.nsid && f->cmd.cdw10 == cmd.cdw10 &&
+                f->cmd.cdw11 == cmd.cdw11 && (f->cmd.cdw12 & 0xffff) == (cmd.cdw12 & 0xffff);
+    if (!same) {
+      f->status = Status::generic(nvme::sc::kAbortedFailedFused, false);
+      complete(f);
+      return fail(Status::generic(nvme::sc::kInvalidField).at(nvme::loc::kFlags));
+    }
+    auto* m = new MultiStep;
+    m->buf.resize(p.nlb * b.block_size());
+    m->iov = {m->buf.data(), m->buf.size()};
+    m->write = req;
+    f->ctrlr_ctx = m;
+    start(f, p.ns);
+    submit(f, bdev::IoType::kRead, p.slba, p.nlb, &m->iov, 1);
+    return;
+  }
+
+  switch (cmd.opc) {
+    case nop::kRead:
+    case nop::kWrite: {
+      // Move exactly the command's data: trim a longer host buffer.
+      uint64_t bytes = p.nlb * b.block_size();
+      if (req->length > bytes) {
+        uint64_t left = bytes;
+        int i = 0;
+        for (; i < req->iovcnt && left; ++i) {
+          req->iov[i].iov_len = std::min<uint64_t>(req->iov[i].iov_len, left);
+          left -= req->iov[i].iov_len;
+        }
+        req->iovcnt = i;
+        req->length = static_cast<uint32_t>(bytes);
+      }
+      start(req, p.ns);
+      submit(req, cmd.opc == nop::kRead ? bdev::IoType::kRead : bdev::IoType::kWrite, p.slba, p.nlb,
+             req->iov, req->iovcnt);
+      return;
+    }
+    case nop::kFlush:
+      if (!b.supports(bdev::IoType::kFlush)) return fail(Status::success());
+      start(req, p.ns);
+      submit(req, bdev::IoType::kFlush, 0, b.num_blocks(), nullptr, 0);
+      return;
+    case nop::kCompare: {
+      auto* m = new MultiStep;
+      m->buf.resize(p.nlb * b.block_size());
+      m->iov = {m->buf.data(), m->buf.size()};
+      req->ctrlr_ctx = m;
+      start(req, p.ns);
+      submit(req, bdev::IoType::kRead, p.slba, p.nlb, &m->iov, 1);
+      return;
+    }
+    case nop::kWriteZeroes: {
+      start(req, p.ns);
+      if (b.supports(bdev::IoType::kWriteZeroes)) {
+        submit(req, bdev::IoType::kWriteZeroes, p.slba, p.nlb, nullptr, 0);
+        return;
+      }
+      auto* m = new MultiStep;  // emulate with writes of a zero buffer
+      m->buf.assign(std::min<uint64_t>(p.nlb * b.block_size(), 128 * 1024), 0);
+      m->slba = p.slba;
+      m->remaining = p.nlb;
+      req->ctrlr_ctx = m;
+      next_step(req);
+      return;
+    }
+    case nop::kDatasetManagement: {
+      uint32_t nr = (cmd.cdw10 & 0xff) + 1;
+      auto* m = new MultiStep;
+      m->ranges.resize(nr);
+      req->copy_from_iov(m->ranges.data(), nr * sizeof(nvme::DsmRange));
+      for (const auto& r : m->ranges)
+        if (r.slba + r.nlb > b.num_blocks() || r.slba + r.nlb < r.slba) {
+          delete m;
+          return fail(Status::generic(nvme::sc::kLbaOutOfRange));
+        }
+      // Only deallocate does anything; the other attributes are hints.
+      if (!(cmd.cdw11 & nvme::dsm::kAd) || !b.supports(bdev::IoType::kUnmap)) {
+        delete m;
+        return fail(Status::success());
+      }
+      req->ctrlr_ctx = m;
+      start(req, p.ns);
+      if (!next_step(req)) finish(req, Status::success());
+      return;
+    }
+  }
+  fail(Status::generic(nvme::sc::kInvalidOpcode).at(nvme::loc::kOpc));
+}
+
+}  // namespace nvemu::nvmf

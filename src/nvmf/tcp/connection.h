@@ -1,0 +1,183 @@
+// One NVMe/TCP connection on the target = one NVMe-oF queue pair. It lives on
+// one reactor for its whole life. Receive is an explicit state machine over a
+// staging buffer (common header -> rest of header -> pad -> data -> data
+// digest); sending queues PDUs as SendItems and writes them in batches with
+// sendmsg(). Bad PDUs end in a C2HTermReq and the close of this connection
+// only (NVMe/TCP 1.0, 3.6.2.4 and 3.5).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "nvmf/tcp/pdu_codec.h"
+#include "nvmf/tcp/tcp_request.h"
+#include "nvmf/transport.h"
+#include "reactor/reactor.h"
+
+namespace nvemu::nvmf::tcp {
+
+class TcpConnection;
+
+// SPDK nvmf_tcp options beyond the common ones (TransportOpts::specific).
+struct TcpOptions {
+  TransportOpts base;
+  bool c2h_success = true;
+  int sock_priority = 0;
+  uint32_t control_msg_num = 32;   // accepted for SPDK compatibility; unused
+  uint32_t max_h2c_data = 131072;  // MAXH2CDATA announced in ICResp
+};
+// Validates and fills *out from opts. Returns "" or what is wrong.
+std::string parse_tcp_options(const TransportOpts& opts, TcpOptions* out);
+
+// State a transport shares with its connections, so a connection can outlive
+// the Transport object (teardown order at shutdown is then irrelevant).
+class TcpShared {
+ public:
+  explicit TcpShared(TcpOptions o) : opts(std::move(o)) {}
+  const TcpOptions opts;
+
+  void add(const std::shared_ptr<TcpConnection>& c);
+  // Drops the registry's reference; the connection dies with the last one.
+  void forget(TcpConnection* c);
+  std::vector<std::shared_ptr<TcpConnection>> snapshot() const;
+  size_t count() const;
+
+ private:
+  mutable std::mutex mu_;  // connect/disconnect only, never per I/O
+  std::unordered_map<TcpConnection*, std::shared_ptr<TcpConnection>> conns_;
+};
+
+class TcpConnection final : public Qpair, public std::enable_shared_from_this<TcpConnection> {
+ public:
+  TcpConnection(std::shared_ptr<TcpShared> shared, Reactor& reactor, int fd, ListenAddress listen,
+                ListenAddress peer);
+  ~TcpConnection() override;
+
+  // On the connection's reactor, once: start watching the socket.
+  void start();
+
+  // Qpair.
+  void complete(Request* req) override;
+  void disconnect() override;
+  std::string trtype() const override { return "TCP"; }
+  nlohmann::json peer_json() const override;
+
+  const ListenAddress& listen_address() const { return listen_; }
+  // Subsystem NQN from a successful Connect; reactor thread only.
+  const std::string& subnqn() const { return subnqn_; }
+  // Any thread: close without a TermReq (stop_listen, subsystem removal).
+  void request_close();
+
+ private:
+  enum class RecvState : uint8_t {
+    kCommonHeader,  // reading the 8-byte common header
+    kHeader,        // reading the rest of the header and its digest
+    kPad,           // skipping PDO padding
+    kData,          // reading PDU data into data_dst_
+    kDataDigest,    // reading the 4-byte data digest
+    kStopped,       // fatal error or closed: read nothing more
+  };
+  enum class ConnState : uint8_t { kActive, kTerminating, kClosed };
+
+  // --- receive (connection_rx.cpp)
+  void on_events(uint32_t events);
+  void on_readable();
+  bool step();  // consumes staged bytes; false when it needs more or stopped
+  void header_done();
+  void payload_done();
+  void handle_icreq();
+  void handle_capsule_header();
+  void handle_h2c_header();
+  void handle_term_req();
+  void fatal(const PduError& e);
+  bool alloc_pool(const nvme::Sqe& connect);
+  nvme::Status parse_data_pointer(TcpRequest* tr, uint32_t pdu_data_len);
+  void dispatch(TcpRequest* tr);        // after the capsule (and its data) arrived
+  void start_transfer(TcpRequest* tr);  // has its buffer: R2T or execute
+  void execute(TcpRequest* tr);
+  bool take_big_buffer(TcpRequest* tr);
+  void release(TcpRequest* tr);
+
+  // --- send, completion and teardown (connection_tx.cpp)
+  void queue_r2t(TcpRequest* tr);
+  void queue_response(TcpRequest* tr);
+  void complete_locally(TcpRequest* tr, nvme::Status st);
+  void enqueue(SendItem* item);
+  void flush();
+  void flush_locked();
+  void on_sent(SendItem* item);
+  void want_write(bool on);
+  void update_events();
+  void close_connection(const char* why);
+  void maybe_destroy();
+  static bool is_aer(const Request& r);
+
+  std::shared_ptr<TcpShared> shared_;
+  const TcpOptions& opts_;
+  int fd_;
+  ListenAddress listen_, peer_;
+  ConnState state_ = ConnState::kActive;
+
+  // Negotiated link parameters (ICReq/ICResp) and limits for received PDUs.
+  LinkParams link_;
+  uint8_t hpda_ = 0;
+
+  // Receive state machine.
+  RecvState rx_state_ = RecvState::kCommonHeader;
+  alignas(8) uint8_t hdr_[kMaxHeaderWithDigest];
+  uint32_t hdr_got_ = 0;
+  PduLayout layout_;
+  uint8_t* data_dst_ = nullptr;  // where this PDU's data goes
+  uint32_t data_got_ = 0;
+  uint32_t pad_got_ = 0;
+  uint8_t ddgst_buf_[kDigestLen];
+  uint32_t ddgst_got_ = 0;
+  TcpRequest* rx_req_ = nullptr;  // request the current PDU feeds
+  uint8_t term_data_[kMaxTermReqData];
+  static constexpr size_t kStagingSize = 64 * 1024;
+  std::unique_ptr<uint8_t[]> staging_;
+  size_t stage_pos_ = 0, stage_len_ = 0;
+  bool in_rx_ = false;  // defer flushes while a receive batch runs
+
+  // Requests and buffers, allocated at the first CapsuleCmd (Connect).
+  std::unique_ptr<TcpRequest[]> reqs_;
+  uint32_t depth_ = 0;
+  uint32_t small_cap_ = 0;
+  uint8_t* small_mem_ = nullptr;
+  uint8_t* big_mem_ = nullptr;
+  std::vector<uint8_t*> big_free_;
+  TcpRequest* wait_head_ = nullptr;
+  TcpRequest* wait_tail_ = nullptr;
+  std::vector<TcpRequest*> free_;
+  uint32_t outstanding_ = 0;  // requests with the controller
+  uint32_t parked_ = 0;       // of those, Asynchronous Event Requests
+  bool destroyed_notified_ = false;
+  uint32_t sqhd_ = 0;
+  bool sq_flow_disabled_ = false;
+  bool connect_seen_ = false;
+  bool submitted_any_ = false;
+  std::string subnqn_;
+  std::string pending_subnqn_;
+
+  // Send queue.
+  SendItem* send_head_ = nullptr;
+  SendItem* send_tail_ = nullptr;
+  size_t send_off_ = 0;  // bytes of send_head_ already written
+  bool want_write_ = false;
+  bool flushing_ = false;
+  SendItem icresp_item_;
+  alignas(8) uint8_t icresp_buf_[sizeof(ICResp)];
+  SendItem term_item_;
+  alignas(8) uint8_t term_buf_[kMaxTermReqPlen];
+  Reactor::TimerId term_timer_ = 0;
+  bool destroy_posted_ = false;
+};
+
+}  // namespace nvemu::nvmf::tcp

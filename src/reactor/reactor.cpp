@@ -1,0 +1,285 @@
+#include "reactor/reactor.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "common/log.h"
+
+namespace nvemu {
+namespace {
+
+thread_local Reactor* t_current = nullptr;
+
+}  // namespace
+
+Reactor::Reactor(unsigned index, unsigned core) : index_(index), core_(core) {
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epfd_ < 0 || wakefd_ < 0)
+    throw std::runtime_error(fmt::format("reactor {}: epoll/eventfd: {}", core, strerror(errno)));
+  struct epoll_event ev {};
+  ev.events = EPOLLIN;
+  ev.data.fd = wakefd_;
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev);
+}
+
+Reactor::~Reactor() {
+  if (thread_.joinable()) {
+    request_stop();
+    thread_.join();
+  }
+  close(wakefd_);
+  close(epfd_);
+}
+
+Reactor* Reactor::current() {
+  return t_current;
+}
+
+uint64_t Reactor::now_us() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+void Reactor::send(Msg fn) {
+  msgs_.push(std::move(fn));
+  // Pairs with the seq_cst store in wait_events(): either the reactor sees
+  // the message before sleeping or we see it sleeping and wake it.
+  if (sleeping_.load(std::memory_order_seq_cst)) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(wakefd_, &one, sizeof one);
+  }
+}
+
+void Reactor::request_stop() {
+  stop_ = true;
+  send([] {});
+}
+
+Reactor::PollerId Reactor::add_poller(PollFn fn) {
+  PollerId id = next_id_++;
+  pollers_.push_back(std::make_unique<Poller>(Poller{id, std::move(fn)}));
+  return id;
+}
+
+void Reactor::remove_poller(PollerId id) {
+  for (auto& p : pollers_)
+    if (p->id == id) {
+      p->removed = true;
+      pollers_removed_ = true;
+    }
+}
+
+void Reactor::add_fd(int fd, uint32_t events, FdFn fn) {
+  struct epoll_event ev {};
+  ev.events = events;
+  ev.data.fd = fd;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+    throw std::runtime_error(fmt::format("epoll add fd {}: {}", fd, strerror(errno)));
+  fds_[fd] = std::make_shared<FdFn>(std::move(fn));
+}
+
+void Reactor::modify_fd(int fd, uint32_t events) {
+  struct epoll_event ev {};
+  ev.events = events;
+  ev.data.fd = fd;
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+}
+
+void Reactor::remove_fd(int fd) {
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  fds_.erase(fd);
+}
+
+Reactor::TimerId Reactor::add_timer(std::chrono::microseconds delay, TimerFn fn,
+                                    std::chrono::microseconds period) {
+  TimerId id = next_id_++;
+  timers_[id] = Timer{std::move(fn), static_cast<uint64_t>(period.count())};
+  timer_queue_.emplace(now_us() + static_cast<uint64_t>(delay.count()), id);
+  return id;
+}
+
+void Reactor::cancel_timer(TimerId id) {
+  timers_.erase(id);
+}
+
+int Reactor::run_messages() {
+  int n = 0;
+  Msg m;
+  // Bounded so a flood of messages cannot starve the pollers.
+  while (n < 256 && msgs_.pop(&m)) {
+    m();
+    ++n;
+  }
+  return n;
+}
+
+int Reactor::run_pollers() {
+  int work = 0;
+  // Pollers added during this pass run from the next one.
+  const size_t n = pollers_.size();
+  for (size_t i = 0; i < n; ++i) {
+    Poller* p = pollers_[i].get();
+    if (!p->removed) work += p->fn();
+  }
+  if (pollers_removed_) {
+    pollers_removed_ = false;
+    std::erase_if(pollers_, [](const auto& p) { return p->removed; });
+  }
+  return work;
+}
+
+void Reactor::run_timers(uint64_t now) {
+  while (!timer_queue_.empty() && timer_queue_.begin()->first <= now) {
+    TimerId id = timer_queue_.begin()->second;
+    timer_queue_.erase(timer_queue_.begin());
+    auto it = timers_.find(id);
+    if (it == timers_.end()) continue;  // cancelled
+    if (it->second.period_us) {
+      timer_queue_.emplace(now + it->second.period_us, id);
+      TimerFn fn = it->second.fn;  // the callback may cancel itself
+      fn();
+    } else {
+      TimerFn fn = std::move(it->second.fn);
+      timers_.erase(it);
+      fn();
+    }
+  }
+}
+
+int Reactor::next_timeout_ms(uint64_t now) const {
+  if (timer_queue_.empty()) return -1;
+  uint64_t due = timer_queue_.begin()->first;
+  if (due <= now) return 0;
+  return static_cast<int>((due - now + 999) / 1000);
+}
+
+void Reactor::wait_events(int timeout_ms) {
+  struct epoll_event evs[64];
+  if (timeout_ms != 0) {
+    sleeping_.store(true, std::memory_order_seq_cst);
+    if (!msgs_.empty() || stop_) timeout_ms = 0;
+  }
+  int n = epoll_wait(epfd_, evs, 64, timeout_ms);
+  sleeping_.store(false, std::memory_order_relaxed);
+  for (int i = 0; i < n; ++i) {
+    int fd = evs[i].data.fd;
+    if (fd == wakefd_) {
+      uint64_t v;
+      [[maybe_unused]] ssize_t r = read(wakefd_, &v, sizeof v);
+      continue;
+    }
+    auto it = fds_.find(fd);
+    if (it == fds_.end()) continue;
+    std::shared_ptr<FdFn> fn = it->second;  // the handler may remove itself
+    (*fn)(evs[i].events);
+  }
+}
+
+void Reactor::pin() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(core_, &set);
+  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
+    LOG_WARN("reactor",
+             "could not pin reactor to core {} (not in this process's allowed "
+             "CPUs?); running unpinned",
+             core_);
+}
+
+void Reactor::run() {
+  t_current = this;
+  pin();
+  LOG_NOTICE("reactor", "Reactor started on core {}", core_);
+  uint64_t last_work = now_us();
+  uint64_t mark = last_work;
+  while (!stop_) {
+    int work = run_messages() + run_pollers();
+    uint64_t now = now_us();
+    run_timers(now);
+    if (work > 0) last_work = now;
+    bool spin = work > 0 || now - last_work < spin_us_;
+    int timeout = spin ? 0 : next_timeout_ms(now);
+    wait_events(timeout);
+    uint64_t after = now_us();
+    if (spin || timeout == 0)
+      busy_us_.fetch_add(after - mark, std::memory_order_relaxed);
+    else
+      idle_us_.fetch_add(after - mark, std::memory_order_relaxed);
+    mark = after;
+  }
+  // Drain what was sent before stop so no completion is lost.
+  run_messages();
+  t_current = nullptr;
+}
+
+int Reactor::poll_once() {
+  Reactor* prev = t_current;
+  t_current = this;
+  int work = run_messages() + run_pollers();
+  run_timers(now_us());
+  t_current = prev;
+  return work;
+}
+
+void Reactor::start_thread() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Reactor::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+ReactorSet& ReactorSet::instance() {
+  static ReactorSet set;
+  return set;
+}
+
+void ReactorSet::create(const std::vector<unsigned>& cores, unsigned main_core) {
+  reactors_.clear();
+  reactors_.push_back(std::make_unique<Reactor>(0, main_core));
+  unsigned idx = 1;
+  for (unsigned c : cores)
+    if (c != main_core) reactors_.push_back(std::make_unique<Reactor>(idx++, c));
+}
+
+void ReactorSet::start_others() {
+  for (size_t i = 1; i < reactors_.size(); ++i) reactors_[i]->start_thread();
+}
+
+void ReactorSet::run_main() {
+  reactors_.at(0)->run();
+}
+
+void ReactorSet::stop_all() {
+  for (auto& r : reactors_) r->request_stop();
+}
+
+void ReactorSet::join_others() {
+  for (size_t i = 1; i < reactors_.size(); ++i) reactors_[i]->join();
+}
+
+void ReactorSet::destroy() {
+  reactors_.clear();
+}
+
+Reactor& ReactorSet::next() {
+  size_t i = rr_.fetch_add(1, std::memory_order_relaxed) % reactors_.size();
+  return *reactors_[i];
+}
+
+std::vector<unsigned> ReactorSet::cores() const {
+  std::vector<unsigned> out;
+  for (auto& r : reactors_) out.push_back(r->core());
+  return out;
+}
+
+}  // namespace nvemu

@@ -1,0 +1,146 @@
+// One reactor per core in the app's mask: a pinned thread that runs pollers,
+// fd handlers, timers and messages to completion. Everything a reactor owns
+// (qpairs, bdev channels, connections) is touched only on its thread; other
+// threads reach it with send(). When no poller has work the reactor sleeps in
+// epoll_wait, so an idle target costs (almost) no CPU, unlike SPDK's
+// always-spinning reactors.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "reactor/mpsc_queue.h"
+
+namespace nvemu {
+
+class Reactor {
+ public:
+  using Msg = std::function<void()>;
+  // Returns how much work it did; 0 means idle. A reactor keeps polling while
+  // any poller is busy and for spin_us after the last work.
+  using PollFn = std::function<int()>;
+  using FdFn = std::function<void(uint32_t events)>;
+  using TimerFn = std::function<void()>;
+  using PollerId = uint64_t;
+  using TimerId = uint64_t;
+
+  Reactor(unsigned index, unsigned core);
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  unsigned index() const { return index_; }
+  unsigned core() const { return core_; }
+  // The reactor whose thread is running, or nullptr off-reactor.
+  static Reactor* current();
+  bool on_thread() const { return current() == this; }
+
+  // Any thread. Runs fn on this reactor's thread, in order of sending.
+  void send(Msg fn);
+  void request_stop();
+
+  // Owner thread only.
+  PollerId add_poller(PollFn fn);
+  void remove_poller(PollerId id);
+  void add_fd(int fd, uint32_t events, FdFn fn);
+  void modify_fd(int fd, uint32_t events);
+  void remove_fd(int fd);
+  TimerId add_timer(std::chrono::microseconds delay, TimerFn fn,
+                    std::chrono::microseconds period = std::chrono::microseconds(0));
+  void cancel_timer(TimerId id);
+  void set_spin_us(uint64_t us) { spin_us_ = us; }
+
+  // Runs the loop on the calling thread until request_stop(); pins the thread
+  // to core() (best effort: a core outside the allowed set only warns).
+  void run();
+  // Tests and single-threaded harnesses: one pass of messages, pollers and
+  // due timers on the calling thread, which acts as this reactor's thread for
+  // the call. Never sleeps. Returns the work done (0 = idle).
+  int poll_once();
+  // Starts run() on a new thread.
+  void start_thread();
+  void join();
+
+  static uint64_t now_us();
+
+  // For framework_get_reactors: time spent doing work vs sleeping/idle.
+  uint64_t busy_us() const { return busy_us_.load(std::memory_order_relaxed); }
+  uint64_t idle_us() const { return idle_us_.load(std::memory_order_relaxed); }
+  size_t poller_count() const { return pollers_.size(); }
+
+ private:
+  int run_messages();
+  int run_pollers();
+  void run_timers(uint64_t now);
+  int next_timeout_ms(uint64_t now) const;
+  void wait_events(int timeout_ms);
+  void pin();
+
+  struct Timer {
+    TimerFn fn;
+    uint64_t period_us;
+  };
+
+  unsigned index_;
+  unsigned core_;
+  int epfd_ = -1;
+  int wakefd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> sleeping_{false};
+  MpscQueue<Msg> msgs_;
+  struct Poller {
+    PollerId id;
+    PollFn fn;
+    bool removed = false;
+  };
+  // Entries are heap-stable so a poller may add or remove pollers (itself
+  // included) while it runs; removed ones are freed after the pass.
+  std::vector<std::unique_ptr<Poller>> pollers_;
+  bool pollers_removed_ = false;
+  std::unordered_map<int, std::shared_ptr<FdFn>> fds_;
+  std::multimap<uint64_t, TimerId> timer_queue_;
+  std::unordered_map<TimerId, Timer> timers_;
+  uint64_t next_id_ = 1;
+  uint64_t spin_us_ = 200;
+  std::thread thread_;
+  std::atomic<uint64_t> busy_us_{0};
+  std::atomic<uint64_t> idle_us_{0};
+};
+
+// All reactors of the process: one per core of the mask, the main core's
+// reactor first. The main reactor runs on the thread that calls run_main().
+class ReactorSet {
+ public:
+  static ReactorSet& instance();
+
+  // main_core must be in cores.
+  void create(const std::vector<unsigned>& cores, unsigned main_core);
+  void start_others();  // threads for every reactor but main
+  void run_main();      // blocks until stop_all()
+  void stop_all();
+  void join_others();
+  void destroy();
+
+  size_t size() const { return reactors_.size(); }
+  Reactor& main() { return *reactors_.at(0); }
+  Reactor& at(size_t i) { return *reactors_.at(i); }
+  // Spreads new connections/qpairs over the reactors, round robin.
+  Reactor& next();
+  std::vector<unsigned> cores() const;
+  bool created() const { return !reactors_.empty(); }
+
+ private:
+  std::vector<std::unique_ptr<Reactor>> reactors_;
+  std::atomic<size_t> rr_{0};
+};
+
+}  // namespace nvemu

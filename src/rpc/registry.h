@@ -1,0 +1,69 @@
+// JSON-RPC methods by name, each allowed in some framework states, as SPDK's
+// SPDK_RPC_STARTUP / SPDK_RPC_RUNTIME masks: with --wait-for-rpc the app
+// starts in kStartup and framework_start_init moves it to kRuntime.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "rpc/error.h"
+#include "rpc/params.h"
+
+namespace nvemu::rpc {
+
+enum StateMask : unsigned { kStartup = 1, kRuntime = 2, kAnyState = 3 };
+
+// Completes one request: exactly one of result()/error(); a notification
+// (no id) completes silently. Copyable; safe to call on the main thread later.
+class Responder {
+ public:
+  using SendFn = std::function<void(const nlohmann::json& reply)>;
+  Responder(nlohmann::json id, SendFn send) : id_(std::move(id)), send_(std::move(send)) {}
+  void result(const nlohmann::json& value) const;
+  void error(int code, const std::string& message) const;
+  void error(const RpcError& e) const { error(e.code, e.what()); }
+
+ private:
+  nlohmann::json id_;  // null for a notification
+  SendFn send_;
+};
+
+class Registry {
+ public:
+  static Registry& instance();
+
+  // A synchronous method: returns the result or throws RpcError.
+  using SyncFn = std::function<nlohmann::json(Params& params)>;
+  // An asynchronous one: calls r.result()/r.error() when done (it may throw
+  // RpcError before starting, which is sent as the reply).
+  using AsyncFn = std::function<void(Params& params, const Responder& r)>;
+
+  void add(const std::string& name, unsigned states, SyncFn fn);
+  void add_async(const std::string& name, unsigned states, AsyncFn fn);
+  void add_alias(const std::string& alias, const std::string& name);
+
+  unsigned state() const { return state_; }
+  void set_state(unsigned s) { state_ = s; }
+
+  // Runs method `name` with params as a request would; used by the server,
+  // load_config and -c FILE.
+  void dispatch(const std::string& name, const nlohmann::json& params, const Responder& r);
+  std::vector<std::string> names(unsigned states) const;
+  bool has(const std::string& name) const { return methods_.count(name) != 0; }
+  void clear() { methods_.clear(); }
+
+ private:
+  struct Method {
+    unsigned states;
+    AsyncFn fn;
+  };
+  std::map<std::string, Method> methods_;
+  std::map<std::string, std::string> aliases_;
+  unsigned state_ = kStartup;
+};
+
+}  // namespace nvemu::rpc
