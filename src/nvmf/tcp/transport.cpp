@@ -18,6 +18,26 @@ namespace nvemu::nvmf::tcp {
 
 namespace {
 
+// rpc.py sends every nvmf_create_transport flag, also those of RDMA and
+// VFIOUSER; SPDK's TCP transport ignores them, and so does nvemu's. A key
+// no transport knows is still an error.
+bool is_other_transports_option(const std::string& k) {
+  static const char* kKeys[] = {"no_srq",
+                                "max_srq_depth",
+                                "num_cqe",
+                                "acceptor_backlog",
+                                "no_wr_batching",
+                                "disable_mappable_bar0",
+                                "disable_adaptive_irq",
+                                "disable_shadow_doorbells",
+                                "ack_timeout",
+                                "data_wr_pool_size",
+                                "tgt_name"};
+  for (const char* key : kKeys)
+    if (k == key) return true;
+  return false;
+}
+
 bool iequals(const std::string& a, const char* b) {
   return strcasecmp(a.c_str(), b) == 0;
 }
@@ -113,7 +133,7 @@ std::string parse_tcp_options(const TransportOpts& o, TcpOptions* out) {
       if (!v.is_number_unsigned() || v.get<uint64_t>() == 0)
         return "control_msg_num must be a positive integer";
       t.control_msg_num = v.get<uint32_t>();
-    } else {
+    } else if (!is_other_transports_option(k)) {
       return "unknown TCP transport option '" + k +
              "' (known: c2h_success, sock_priority, control_msg_num)";
     }
