@@ -33,12 +33,19 @@ Target::Target() {
   clear();
 }
 
+void Target::bump_discovery_genctr() {
+  genctr_.fetch_add(1);
+  if (auto d = find_subsystem(kDiscoveryNqn))
+    for (const auto& c : d->controllers()) c->on_discovery_changed();
+}
+
 std::shared_ptr<Subsystem> Target::add_subsystem(const std::string& nqn, Subsystem::Type type) {
   std::unique_lock lock(mu_);
   if (subsystems_.count(nqn)) return nullptr;
   auto s = std::make_shared<Subsystem>(nqn, type);
   subsystems_[nqn] = s;
-  genctr_.fetch_add(1);
+  lock.unlock();
+  if (type != Subsystem::Type::kDiscovery) bump_discovery_genctr();
   return s;
 }
 
@@ -59,7 +66,7 @@ bool Target::remove_subsystem(const std::string& nqn) {
   }
   for (Transport* t : transports()) t->disconnect_subsystem(nqn);
   for (const auto& c : s->controllers()) c->on_subsystem_removed();
-  genctr_.fetch_add(1);
+  bump_discovery_genctr();
   return true;
 }
 

@@ -37,9 +37,11 @@ class Target {
   Transport* find_transport(const std::string& trtype) const;
   std::vector<Transport*> transports() const;
 
-  // Discovery log generation counter; bumped on any change a host would see.
+  // Discovery log generation counter; bumped on any change a host would
+  // see, which also raises the Discovery Log Page Change event on connected
+  // discovery controllers.
   uint64_t discovery_genctr() const { return genctr_.load(); }
-  void bump_discovery_genctr() { genctr_.fetch_add(1); }
+  void bump_discovery_genctr();
 
   // Global options from nvmf_set_config.
   nlohmann::json config = {{"discovery_filter", "match_any"},

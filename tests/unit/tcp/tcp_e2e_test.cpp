@@ -477,12 +477,13 @@ TEST_F(TcpE2E, HostVanishesMidIo) {
   ASSERT_TRUE(eventually([&] { return transport_->connection_count() == 0; }));
   size_t before = 0;
   {
+    // Outlive the queue: its destructor fails the pending writes into w.
+    IoWait w;
+    std::vector<uint8_t> buf(65536, 0x5a);
     Host h;
     ASSERT_EQ(h.connect(params()), "");
     Queue q;
     ASSERT_EQ(h.connect_io_queue(&q, 1, 32), "");
-    std::vector<uint8_t> buf(65536, 0x5a);
-    IoWait w;
     for (int i = 0; i < 8; ++i) {
       ++w.pending;
       host::tcp::submit_write(q, 1, i * 128, 128, buf.data(), 65536, IoWait::cb, &w);
