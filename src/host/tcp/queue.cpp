@@ -19,7 +19,7 @@ namespace nvemu::host::tcp {
 
 using namespace nvmf::tcp;
 
-Queue::Queue() : staging_(new uint8_t[kStagingSize]) {
+Queue::Queue() {
   link_.receiver = Receiver::kHost;
 }
 
@@ -94,9 +94,7 @@ std::string Queue::connect(const std::string& traddr, uint16_t port, const Queue
   link_.receiver = Receiver::kHost;
   link_.hdgst = opts.hdgst;  // what we ask for, until the ICResp says what we got
   link_.ddgst = opts.ddgst;
-  rx_ = Rx::kCommonHeader;
-  hdr_got_ = 0;
-  stage_pos_ = stage_len_ = 0;
+  rx_.reset();
   outstanding_ = 0;
   icreq_item_ = std::make_unique<Item>();
   term_item_ = std::make_unique<Item>();
@@ -120,7 +118,7 @@ void Queue::fail(const std::string& why, uint8_t sc) {
     ::close(fd_);
     fd_ = -1;
   }
-  rx_ = Rx::kStopped;
+  rx_.stop();
   for (Item* it = send_head_; it; it = it->next) it->queued = false;
   send_head_ = send_tail_ = nullptr;
   send_off_ = 0;

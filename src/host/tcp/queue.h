@@ -18,6 +18,7 @@
 
 #include "nvme/sqe.h"
 #include "nvmf/tcp/pdu_codec.h"
+#include "nvmf/tcp/pdu_reader.h"
 
 namespace nvemu::host::tcp {
 
@@ -40,7 +41,7 @@ enum class Dir : uint8_t { kNone, kToController, kFromController };
 // with Transient Transport Error (or Aborted SQ Deletion when closed).
 using CompletionFn = void (*)(void* ctx, const nvme::Cqe& cqe);
 
-class Queue {
+class Queue final : private nvmf::tcp::PduReader::Owner {
  public:
   Queue();
   ~Queue();
@@ -85,7 +86,6 @@ class Queue {
  private:
   struct Item;
   struct Slot;
-  enum class Rx : uint8_t { kCommonHeader, kHeader, kPad, kData, kDataDigest, kStopped };
 
   bool block_once(int timeout_ms);
   void fail(const std::string& why, uint8_t sc = nvme::sc::kTransientTransportError);
@@ -95,10 +95,10 @@ class Queue {
   void on_sent(Item* it);
   void queue_h2c(Slot& s);
   bool receive();
-  bool step();
-  void header_done();
-  void payload_done();
-  void protocol_error(const nvmf::tcp::PduError& e);
+  // PduReader::Owner: one call per received PDU.
+  void header_done() override;
+  void payload_done() override;
+  void protocol_error(const nvmf::tcp::PduError& e) override;
 
   int fd_ = -1;
   QueueOptions opts_;
@@ -124,18 +124,9 @@ class Queue {
   std::unique_ptr<Item> icreq_item_;
   alignas(8) uint8_t icreq_buf_[sizeof(nvmf::tcp::ICReq)];
 
-  Rx rx_ = Rx::kCommonHeader;
-  alignas(8) uint8_t hdr_[nvmf::tcp::kMaxHeaderWithDigest];
-  uint32_t hdr_got_ = 0;
-  nvmf::tcp::PduLayout layout_;
-  uint8_t* data_dst_ = nullptr;
-  uint32_t data_got_ = 0, pad_got_ = 0, ddgst_got_ = 0;
-  uint8_t ddgst_buf_[4];
+  nvmf::tcp::PduReader rx_{*this, link_};
   uint8_t term_data_[nvmf::tcp::kMaxTermReqData];
   Slot* rx_slot_ = nullptr;
-  static constexpr size_t kStagingSize = 64 * 1024;
-  std::unique_ptr<uint8_t[]> staging_;
-  size_t stage_pos_ = 0, stage_len_ = 0;
 };
 
 template <typename Pred>

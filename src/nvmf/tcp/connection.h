@@ -1,9 +1,9 @@
 // One NVMe/TCP connection on the target = one NVMe-oF queue pair. It lives on
-// one reactor for its whole life. Receive is an explicit state machine over a
-// staging buffer (common header -> rest of header -> pad -> data -> data
-// digest); sending queues PDUs as SendItems and writes them in batches with
-// sendmsg(). Bad PDUs end in a C2HTermReq and the close of this connection
-// only (NVMe/TCP 1.0, 3.6.2.4 and 3.5).
+// one reactor for its whole life. Receive framing is the shared PduReader
+// (common header -> rest of header -> pad -> data -> data digest), which
+// hands each PDU to this connection; sending queues PDUs as SendItems and
+// writes them in batches with sendmsg(). Bad PDUs end in a C2HTermReq and
+// the close of this connection only (NVMe/TCP 1.0, 3.6.2.4 and 3.5).
 #pragma once
 
 #include <sys/socket.h>
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "nvmf/tcp/pdu_codec.h"
+#include "nvmf/tcp/pdu_reader.h"
 #include "nvmf/tcp/tcp_request.h"
 #include "nvmf/transport.h"
 #include "reactor/reactor.h"
@@ -54,7 +55,9 @@ class TcpShared {
   std::unordered_map<TcpConnection*, std::shared_ptr<TcpConnection>> conns_;
 };
 
-class TcpConnection final : public Qpair, public std::enable_shared_from_this<TcpConnection> {
+class TcpConnection final : public Qpair,
+                            public std::enable_shared_from_this<TcpConnection>,
+                            private PduReader::Owner {
  public:
   TcpConnection(std::shared_ptr<TcpShared> shared, Reactor& reactor, int fd, ListenAddress listen,
                 ListenAddress peer);
@@ -76,22 +79,15 @@ class TcpConnection final : public Qpair, public std::enable_shared_from_this<Tc
   void request_close();
 
  private:
-  enum class RecvState : uint8_t {
-    kCommonHeader,  // reading the 8-byte common header
-    kHeader,        // reading the rest of the header and its digest
-    kPad,           // skipping PDO padding
-    kData,          // reading PDU data into data_dst_
-    kDataDigest,    // reading the 4-byte data digest
-    kStopped,       // fatal error or closed: read nothing more
-  };
   enum class ConnState : uint8_t { kActive, kTerminating, kClosed };
 
   // --- receive (connection_rx.cpp)
   void on_events(uint32_t events);
   void on_readable();
-  bool step();  // consumes staged bytes; false when it needs more or stopped
-  void header_done();
-  void payload_done();
+  // PduReader::Owner: one call per received PDU.
+  void header_done() override;
+  void payload_done() override;
+  void protocol_error(const PduError& e) override { fatal(e); }
   void handle_icreq();
   void handle_capsule_header();
   void handle_h2c_header();
@@ -129,21 +125,10 @@ class TcpConnection final : public Qpair, public std::enable_shared_from_this<Tc
   LinkParams link_;
   uint8_t hpda_ = 0;
 
-  // Receive state machine.
-  RecvState rx_state_ = RecvState::kCommonHeader;
-  alignas(8) uint8_t hdr_[kMaxHeaderWithDigest];
-  uint32_t hdr_got_ = 0;
-  PduLayout layout_;
-  uint8_t* data_dst_ = nullptr;  // where this PDU's data goes
-  uint32_t data_got_ = 0;
-  uint32_t pad_got_ = 0;
-  uint8_t ddgst_buf_[kDigestLen];
-  uint32_t ddgst_got_ = 0;
+  // Receive side.
+  PduReader rx_{*this, link_};
   TcpRequest* rx_req_ = nullptr;  // request the current PDU feeds
   uint8_t term_data_[kMaxTermReqData];
-  static constexpr size_t kStagingSize = 64 * 1024;
-  std::unique_ptr<uint8_t[]> staging_;
-  size_t stage_pos_ = 0, stage_len_ = 0;
   bool in_rx_ = false;  // defer flushes while a receive batch runs
 
   // Requests and buffers, allocated at the first CapsuleCmd (Connect).

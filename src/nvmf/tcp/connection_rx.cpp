@@ -1,6 +1,6 @@
-// Target receive path: the PDU state machine and the parse step of each
-// command capsule (data pointer, buffers, R2T or execute).
-#include <sys/socket.h>
+// Target receive path: what each received PDU means (the framing is
+// PduReader's) and the parse step of each command capsule (data pointer,
+// buffers, R2T or execute).
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,9 +18,6 @@ namespace {
 
 constexpr uint8_t kFabricsOpcode = 0x7f;
 constexpr uint8_t kFctypeConnect = 0x01;
-// Payload bytes left that make receiving straight into the request's buffer
-// cheaper than going through the staging buffer.
-constexpr uint32_t kDirectRecv = 4096;
 
 bool is_connect(const nvme::Sqe& c) {
   return c.opc == kFabricsOpcode && static_cast<uint8_t>(c.nsid & 0xff) == kFctypeConnect;
@@ -56,7 +53,7 @@ void TcpConnection::on_events(uint32_t events) {
   if (events & EPOLLOUT) flush();
   if (state_ == ConnState::kClosed) return;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-    if (rx_state_ != RecvState::kStopped) {
+    if (!rx_.stopped()) {
       on_readable();
     } else if (events & (EPOLLHUP | EPOLLERR)) {
       close_connection("socket hung up");
@@ -66,117 +63,23 @@ void TcpConnection::on_events(uint32_t events) {
 
 void TcpConnection::on_readable() {
   in_rx_ = true;
-  while (state_ == ConnState::kActive && rx_state_ != RecvState::kStopped) {
-    if (stage_pos_ == stage_len_) {
-      ssize_t n;
-      uint32_t left = layout_.data_len - data_got_;
-      bool direct = rx_state_ == RecvState::kData && left >= kDirectRecv;
-      if (direct)
-        n = ::recv(fd_, data_dst_ + data_got_, left, MSG_DONTWAIT);
-      else
-        n = ::recv(fd_, staging_.get(), kStagingSize, MSG_DONTWAIT);
-      if (n == 0) {
-        close_connection("host closed the connection");
-        break;
-      }
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-          close_connection(errno == ECONNRESET ? "connection reset by host" : "receive failed");
-        break;
-      }
-      if (direct) {
-        data_got_ += static_cast<uint32_t>(n);
-        if (data_got_ == layout_.data_len) {
-          if (layout_.ddgst_len)
-            rx_state_ = RecvState::kDataDigest;
-          else
-            payload_done();
-        }
-        continue;
-      }
-      stage_pos_ = 0;
-      stage_len_ = static_cast<size_t>(n);
-    }
-    while (step()) {
-    }
+  switch (rx_.read_from(fd_)) {
+    case PduReader::ReadResult::kEof:
+      close_connection("host closed the connection");
+      break;
+    case PduReader::ReadResult::kError:
+      close_connection(errno == ECONNRESET ? "connection reset by host" : "receive failed");
+      break;
+    case PduReader::ReadResult::kDrained:
+    case PduReader::ReadResult::kStopped:
+      break;
   }
   in_rx_ = false;
   flush();
 }
 
-bool TcpConnection::step() {
-  size_t avail = stage_len_ - stage_pos_;
-  if (avail == 0) return false;
-  const uint8_t* src = staging_.get() + stage_pos_;
-  switch (rx_state_) {
-    case RecvState::kCommonHeader:
-    case RecvState::kHeader: {
-      uint32_t want = rx_state_ == RecvState::kCommonHeader
-                          ? static_cast<uint32_t>(sizeof(CommonHeader))
-                          : layout_.header_len;
-      size_t n = std::min<size_t>(avail, want - hdr_got_);
-      std::memcpy(hdr_ + hdr_got_, src, n);
-      hdr_got_ += static_cast<uint32_t>(n);
-      stage_pos_ += n;
-      if (hdr_got_ < want) return false;
-      if (rx_state_ == RecvState::kCommonHeader) {
-        CommonHeader ch;
-        std::memcpy(&ch, hdr_, sizeof ch);
-        PduError e = check_common(ch, link_, &layout_);
-        if (!e.ok()) {
-          fatal(e);
-          return false;
-        }
-        rx_state_ = RecvState::kHeader;
-        return true;
-      }
-      PduError e = check_header(hdr_, layout_, link_);
-      if (!e.ok()) {
-        fatal(e);
-        return false;
-      }
-      header_done();
-      return rx_state_ != RecvState::kStopped;
-    }
-    case RecvState::kPad: {
-      size_t n = std::min<size_t>(avail, layout_.pad_len - pad_got_);
-      pad_got_ += static_cast<uint32_t>(n);
-      stage_pos_ += n;
-      if (pad_got_ == layout_.pad_len) rx_state_ = RecvState::kData;
-      return true;
-    }
-    case RecvState::kData: {
-      size_t n = std::min<size_t>(avail, layout_.data_len - data_got_);
-      std::memcpy(data_dst_ + data_got_, src, n);
-      data_got_ += static_cast<uint32_t>(n);
-      stage_pos_ += n;
-      if (data_got_ == layout_.data_len) {
-        if (layout_.ddgst_len)
-          rx_state_ = RecvState::kDataDigest;
-        else
-          payload_done();
-      }
-      return rx_state_ != RecvState::kStopped;
-    }
-    case RecvState::kDataDigest: {
-      size_t n = std::min<size_t>(avail, kDigestLen - ddgst_got_);
-      std::memcpy(ddgst_buf_ + ddgst_got_, src, n);
-      ddgst_got_ += static_cast<uint32_t>(n);
-      stage_pos_ += n;
-      if (ddgst_got_ == kDigestLen) payload_done();
-      return rx_state_ != RecvState::kStopped;
-    }
-    case RecvState::kStopped:
-      return false;
-  }
-  return false;
-}
-
 void TcpConnection::header_done() {
-  data_got_ = pad_got_ = ddgst_got_ = 0;
-  data_dst_ = nullptr;
-  switch (static_cast<PduType>(hdr_[0])) {
+  switch (static_cast<PduType>(rx_.hdr()[0])) {
     case PduType::kICReq:
       handle_icreq();
       break;
@@ -187,35 +90,24 @@ void TcpConnection::header_done() {
       handle_h2c_header();
       break;
     case PduType::kH2CTermReq:
-      data_dst_ = term_data_;
+      rx_.set_data_dst(term_data_);
       break;
     default:
       fatal({Fes::kInvalidHeaderField, 0, "PDU type not valid here"});
       break;
   }
-  if (rx_state_ == RecvState::kStopped) return;
-  if (layout_.data_len == 0)
-    payload_done();
-  else
-    rx_state_ = layout_.pad_len ? RecvState::kPad : RecvState::kData;
 }
 
 void TcpConnection::payload_done() {
-  auto type = static_cast<PduType>(hdr_[0]);
+  auto type = static_cast<PduType>(rx_.hdr()[0]);
   TcpRequest* tr = rx_req_;
-  if (layout_.ddgst_len && tr) {
-    uint32_t got;
-    std::memcpy(&got, ddgst_buf_, 4);
-    if (got != digest(data_dst_, layout_.data_len)) {
-      LOG_ERROR("tcp", "{}:{}: data digest error on {} cid {}", peer_.traddr, peer_.trsvcid,
-                pdu_type_name(hdr_[0]), tr->req.cmd.cid);
-      tr->ddgst_error = true;
-    }
+  if (tr && !rx_.data_digest_ok()) {
+    LOG_ERROR("tcp", "{}:{}: data digest error on {} cid {}", peer_.traddr, peer_.trsvcid,
+              pdu_type_name(rx_.hdr()[0]), tr->req.cmd.cid);
+    tr->ddgst_error = true;
   }
-  uint32_t data_len = layout_.data_len;
-  // Ready for the next PDU before anything below can re-enter.
-  rx_state_ = RecvState::kCommonHeader;
-  hdr_got_ = 0;
+  uint32_t data_len = rx_.layout().data_len;
+  // The reader already waits for the next PDU; the request is done with.
   rx_req_ = nullptr;
   switch (type) {
     case PduType::kCapsuleCmd:
@@ -240,7 +132,7 @@ void TcpConnection::payload_done() {
 
 void TcpConnection::handle_icreq() {
   ICReq r;
-  std::memcpy(&r, hdr_, sizeof r);
+  std::memcpy(&r, rx_.hdr(), sizeof r);
   link_.ic_done = true;
   link_.hdgst = r.dgst & dgst_flags::kHdgstEnable;
   link_.ddgst = r.dgst & dgst_flags::kDdgstEnable;
@@ -292,7 +184,7 @@ bool TcpConnection::alloc_pool(const nvme::Sqe& first) {
 
 void TcpConnection::handle_capsule_header() {
   CapsuleCmd c;
-  std::memcpy(&c, hdr_, sizeof c);
+  std::memcpy(&c, rx_.hdr(), sizeof c);
   if (!connect_seen_ && is_connect(c.sqe)) {
     // The transport learns the queue from Connect (NVMe-oF 1.1, 3.3): QID
     // in CDW10[31:16], SQSIZE (0's based) in CDW11[15:0], CATTR in [23:16].
@@ -306,7 +198,8 @@ void TcpConnection::handle_capsule_header() {
     close_connection("out of memory");
     return;
   }
-  if (layout_.data_len > small_cap_) {
+  uint32_t data_len = rx_.layout().data_len;
+  if (data_len > small_cap_) {
     fatal({Fes::kDataLimitExceeded, 0, "in-capsule data larger than the queue accepts"});
     return;
   }
@@ -323,13 +216,13 @@ void TcpConnection::handle_capsule_header() {
   tr->big_buf = nullptr;
   tr->state = ReqState::kRecvCapsuleData;
   if (sq_size()) sqhd_ = (sqhd_ + 1) % sq_size();
-  nvme::Status st = parse_data_pointer(tr, layout_.data_len);
+  nvme::Status st = parse_data_pointer(tr, data_len);
   if (!st.ok()) {
     tr->local_status = true;
     tr->req.status = st;
   }
   rx_req_ = tr;
-  data_dst_ = tr->small_buf;  // in-capsule data always fits the small buffer
+  rx_.set_data_dst(tr->small_buf);  // in-capsule data always fits the small buffer
 }
 
 // The parse step for the data pointer: an NVMe/TCP capsule carries one SGL
@@ -443,7 +336,7 @@ void TcpConnection::release(TcpRequest* tr) {
 
 void TcpConnection::handle_h2c_header() {
   H2CData d;
-  std::memcpy(&d, hdr_, sizeof d);
+  std::memcpy(&d, rx_.hdr(), sizeof d);
   if (!reqs_ || d.ttag >= depth_ || reqs_[d.ttag].state != ReqState::kRecvH2C)
     return fatal(
         {Fes::kInvalidHeaderField, offsetof(H2CData, ttag), "no R2T outstanding for TTAG"});
@@ -458,17 +351,17 @@ void TcpConnection::handle_h2c_header() {
     return fatal({Fes::kDataOutOfRange, 0, "H2CData offset is not the next expected offset"});
   if (static_cast<uint64_t>(d.datao) + d.datal > tr->req.length)
     return fatal({Fes::kDataOutOfRange, 0, "H2CData beyond the R2T"});
-  bool last = hdr_[1] & pdu_flags::kLastPdu;
+  bool last = rx_.hdr()[1] & pdu_flags::kLastPdu;
   if (last != (d.datao + d.datal == tr->req.length))
     return fatal({Fes::kInvalidHeaderField, offsetof(CommonHeader, flags),
                   "LAST_PDU flag does not match the end of the R2T"});
   rx_req_ = tr;
-  data_dst_ = tr->data() + d.datao;
+  rx_.set_data_dst(tr->data() + d.datao);
 }
 
 void TcpConnection::handle_term_req() {
   TermReq t;
-  std::memcpy(&t, hdr_, sizeof t);
+  std::memcpy(&t, rx_.hdr(), sizeof t);
   uint32_t fei;
   std::memcpy(&fei, t.fei, 4);
   LOG_ERROR("tcp", "{}:{}: host terminated the connection: {} (FEI {:#x})", peer_.traddr,
@@ -479,11 +372,11 @@ void TcpConnection::handle_term_req() {
 void TcpConnection::fatal(const PduError& e) {
   LOG_ERROR("tcp", "{}:{}: {} ({}, FEI {}); sending C2HTermReq and closing this connection",
             peer_.traddr, peer_.trsvcid, e.why, fes_name(e.fes), e.fei);
-  rx_state_ = RecvState::kStopped;
+  rx_.stop();
   if (state_ != ConnState::kActive) return;
   state_ = ConnState::kTerminating;
-  size_t n = build_term_req(term_buf_, PduType::kC2HTermReq, e.fes, e.fei, hdr_,
-                            std::min<size_t>(hdr_got_, kMaxTermReqData));
+  size_t n = build_term_req(term_buf_, PduType::kC2HTermReq, e.fes, e.fei, rx_.hdr(),
+                            std::min<size_t>(rx_.hdr_got(), kMaxTermReqData));
   term_item_ = {};
   term_item_.kind = SendItem::Kind::kTermReq;
   term_item_.add(term_buf_, n);

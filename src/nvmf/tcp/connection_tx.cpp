@@ -31,8 +31,7 @@ TcpConnection::TcpConnection(std::shared_ptr<TcpShared> shared, Reactor& reactor
       opts_(shared_->opts),
       fd_(fd),
       listen_(std::move(listen)),
-      peer_(std::move(peer)),
-      staging_(new uint8_t[kStagingSize]) {
+      peer_(std::move(peer)) {
   link_.receiver = Receiver::kController;
   link_.max_icd = std::max(opts_.base.in_capsule_data_size, kAdminInCapsuleSize);
   link_.max_h2c_data = opts_.max_h2c_data;
@@ -238,7 +237,7 @@ void TcpConnection::want_write(bool on) {
 
 void TcpConnection::update_events() {
   if (fd_ < 0 || state_ == ConnState::kClosed) return;
-  uint32_t ev = rx_state_ != RecvState::kStopped ? (EPOLLIN | EPOLLRDHUP) : 0;
+  uint32_t ev = !rx_.stopped() ? (EPOLLIN | EPOLLRDHUP) : 0;
   if (want_write_) ev |= EPOLLOUT;
   reactor().modify_fd(fd_, ev);
 }
@@ -247,7 +246,7 @@ void TcpConnection::close_connection(const char* why) {
   if (state_ == ConnState::kClosed) return;
   LOG_INFO("tcp", "{}:{}: closing qid {} connection: {}", peer_.traddr, peer_.trsvcid, qid(), why);
   state_ = ConnState::kClosed;
-  rx_state_ = RecvState::kStopped;
+  rx_.stop();
   if (term_timer_) {
     reactor().cancel_timer(term_timer_);
     term_timer_ = 0;

@@ -57,11 +57,6 @@ uint32_t Queues::load_doorbell(uint32_t index) const {
   return __atomic_load_n(&doorbells_[index], __ATOMIC_ACQUIRE);
 }
 
-uint32_t Queues::page_size() const {
-  uint32_t cc = static_cast<uint32_t>(ctrlr_->read_register(nvme::reg::kCc, 4));
-  return 4096u << nvme::cc::mps(cc);
-}
-
 Status Queues::make_cq(uint16_t qid, uint32_t size, uint64_t addr, bool ien, uint16_t iv) {
   if (addr & (page_size() - 1))
     return Status::generic(sc::kInvalidPrpOffset).at(offsetof(nvme::Sqe, dptr));
@@ -101,6 +96,8 @@ bool Queues::on_enable() {
   failed_ = false;
   quiesced_ = false;
   std::memset(doorbells_, 0, kDoorbellSize);
+  page_size_ =
+      4096u << nvme::cc::mps(static_cast<uint32_t>(ctrlr_->read_register(nvme::reg::kCc, 4)));
   nvme::Cap cap{ctrlr_->read_register(nvme::reg::kCap, 8)};
   if (cap.dstrd() != 0) {
     LOG_ERROR("vfio_user", "CAP.DSTRD {} is not supported (the doorbell page assumes 0)",

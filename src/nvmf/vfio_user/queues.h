@@ -120,7 +120,9 @@ class Queues final : public nvmf::QueueHost {
   static constexpr uint16_t kMaxQid = 511;  // doorbell page: 512 pairs at DSTRD 0
 
   uint32_t load_doorbell(uint32_t index) const;
-  uint32_t page_size() const;
+  // CC.MPS as of the last enable: fixed while the controller is enabled, and
+  // read per command, so it is cached instead of asking the controller.
+  uint32_t page_size() const { return page_size_; }
   nvme::Status make_cq(uint16_t qid, uint32_t size, uint64_t addr, bool ien, uint16_t iv);
   nvme::Status make_sq(uint16_t qid, uint32_t size, uint64_t addr, uint16_t cqid);
   bool fetch(Sq& sq, int* work);
@@ -141,6 +143,7 @@ class Queues final : public nvmf::QueueHost {
   Reactor& reactor_;
   Irqs& irqs_;
   uint32_t* doorbells_ = nullptr;
+  uint32_t page_size_ = 4096;
   nvmf::Controller* ctrlr_ = nullptr;
   const DmaTable* dma_ = nullptr;
   std::map<uint16_t, std::unique_ptr<Sq>> sqs_;
