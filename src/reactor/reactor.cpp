@@ -78,13 +78,13 @@ void Reactor::remove_poller(PollerId id) {
     }
 }
 
-void Reactor::add_fd(int fd, uint32_t events, FdFn fn) {
+void Reactor::add_fd(int fd, uint32_t events, FdFn fn, bool busy) {
   struct epoll_event ev {};
   ev.events = events;
   ev.data.fd = fd;
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
     throw std::runtime_error(fmt::format("epoll add fd {}: {}", fd, strerror(errno)));
-  fds_[fd] = std::make_shared<FdFn>(std::move(fn));
+  fds_[fd] = std::make_shared<FdEntry>(FdEntry{std::move(fn), busy});
 }
 
 void Reactor::modify_fd(int fd, uint32_t events) {
@@ -162,7 +162,7 @@ int Reactor::next_timeout_ms(uint64_t now) const {
   return static_cast<int>((due - now + 999) / 1000);
 }
 
-void Reactor::wait_events(int timeout_ms) {
+int Reactor::wait_events(int timeout_ms) {
   struct epoll_event evs[64];
   if (timeout_ms != 0) {
     sleeping_.store(true, std::memory_order_seq_cst);
@@ -170,6 +170,7 @@ void Reactor::wait_events(int timeout_ms) {
   }
   int n = epoll_wait(epfd_, evs, 64, timeout_ms);
   sleeping_.store(false, std::memory_order_relaxed);
+  int busy = 0;
   for (int i = 0; i < n; ++i) {
     int fd = evs[i].data.fd;
     if (fd == wakefd_) {
@@ -179,9 +180,11 @@ void Reactor::wait_events(int timeout_ms) {
     }
     auto it = fds_.find(fd);
     if (it == fds_.end()) continue;
-    std::shared_ptr<FdFn> fn = it->second;  // the handler may remove itself
-    (*fn)(evs[i].events);
+    std::shared_ptr<FdEntry> e = it->second;  // the handler may remove itself
+    busy += e->busy;
+    e->fn(evs[i].events);
   }
+  return busy;
 }
 
 void Reactor::pin() {
@@ -208,8 +211,12 @@ void Reactor::run() {
     if (work > 0) last_work = now;
     bool spin = work > 0 || now - last_work < spin_us_;
     int timeout = spin ? 0 : next_timeout_ms(now);
-    wait_events(timeout);
+    // An fd event is work too: keep spinning after socket traffic, so the
+    // next request of a queue-depth-1 stream finds the reactor awake
+    // instead of paying an epoll wake-up.
+    int events = wait_events(timeout);
     uint64_t after = now_us();
+    if (events > 0) last_work = after;
     if (spin || timeout == 0)
       busy_us_.fetch_add(after - mark, std::memory_order_relaxed);
     else

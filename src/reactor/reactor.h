@@ -51,7 +51,10 @@ class Reactor {
   // Owner thread only.
   PollerId add_poller(PollFn fn);
   void remove_poller(PollerId id);
-  void add_fd(int fd, uint32_t events, FdFn fn);
+  // `busy`: whether an event on this fd counts as work that keeps the reactor
+  // spinning (sockets: yes; a periodic idle-poll timer: no, or an idle
+  // reactor would never sleep).
+  void add_fd(int fd, uint32_t events, FdFn fn, bool busy = true);
   void modify_fd(int fd, uint32_t events);
   void remove_fd(int fd);
   TimerId add_timer(std::chrono::microseconds delay, TimerFn fn,
@@ -82,7 +85,8 @@ class Reactor {
   int run_pollers();
   void run_timers(uint64_t now);
   int next_timeout_ms(uint64_t now) const;
-  void wait_events(int timeout_ms);
+  // Handles ready fds; returns how many had events (the wake-up fd excluded).
+  int wait_events(int timeout_ms);
   void pin();
 
   struct Timer {
@@ -106,7 +110,11 @@ class Reactor {
   // included) while it runs; removed ones are freed after the pass.
   std::vector<std::unique_ptr<Poller>> pollers_;
   bool pollers_removed_ = false;
-  std::unordered_map<int, std::shared_ptr<FdFn>> fds_;
+  struct FdEntry {
+    FdFn fn;
+    bool busy;
+  };
+  std::unordered_map<int, std::shared_ptr<FdEntry>> fds_;
   std::multimap<uint64_t, TimerId> timer_queue_;
   std::unordered_map<TimerId, Timer> timers_;
   uint64_t next_id_ = 1;

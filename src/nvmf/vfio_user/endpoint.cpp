@@ -135,11 +135,15 @@ bool Endpoint::init(const std::string& dir, std::shared_ptr<nvmf::Subsystem> sub
 
 void Endpoint::start() {
   reactor_.add_fd(listen_fd_.get(), EPOLLIN, [this](uint32_t) { on_accept(); });
-  reactor_.add_fd(timer_fd_.get(), EPOLLIN, [this](uint32_t) {
-    uint64_t n;
-    [[maybe_unused]] ssize_t r = read(timer_fd_.get(), &n, sizeof n);
-    // The poller runs right after this handler, in the same loop turn.
-  });
+  reactor_.add_fd(
+      timer_fd_.get(), EPOLLIN,
+      [this](uint32_t) {
+        uint64_t n;
+        [[maybe_unused]] ssize_t r = read(timer_fd_.get(), &n, sizeof n);
+        // The poller runs right after this handler, in the same loop turn.
+        // Not busy: the idle-poll tick alone must let the reactor sleep again.
+      },
+      /*busy=*/false);
   poller_ = reactor_.add_poller([this] { return poll(); });
 }
 
@@ -286,6 +290,8 @@ nlohmann::json Endpoint::info_json() const {
           {"cntlid", ctrlr_ ? ctrlr_->cntlid() : 0},
           {"client_pid", client_pid_},
           {"client_attached", static_cast<bool>(client_fd_)},
+          // CSTS.RDY: the host driver enabled the controller (CC.EN=1 and ready).
+          {"controller_ready", ctrlr_ && (ctrlr_->read_register(nvme::reg::kCsts, 4) & 1) != 0},
           {"dma_regions", dma_.count()},
           {"clients", stats_.clients},
           {"rejected_clients", stats_.rejected_clients},
