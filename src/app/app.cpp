@@ -76,9 +76,7 @@ void register_all_rpcs() {
 int run(const Options& o) {
   for (const auto& f : o.log_flags) {
     if (!log::set_flag(f, true)) {
-      std::string known;
-      for (const auto& [n, v] : log::flags()) known += (known.empty() ? "" : ", ") + n;
-      fmt::print(stderr, "error: unknown log flag '{}' (known: all, {})\n", f, known);
+      fmt::print(stderr, "error: unknown log flag '{}' (known: {})\n", f, log::known_flags());
       return 1;
     }
   }

@@ -104,11 +104,9 @@ log::Level level_or_throw(Params& p) {
 json set_flag(Params& p, bool on) {
   std::string flag = p.str("flag");
   p.done();
-  if (!log::set_flag(flag, on)) {
-    std::string known;
-    for (const auto& [n, v] : log::flags()) known += (known.empty() ? "" : ", ") + n;
-    throw rpc::invalid_params(fmt::format("unknown log flag '{}' (known: all, {})", flag, known));
-  }
+  if (!log::set_flag(flag, on))
+    throw rpc::invalid_params(
+        fmt::format("unknown log flag '{}' (known: {})", flag, log::known_flags()));
   return true;
 }
 

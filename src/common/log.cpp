@@ -123,6 +123,12 @@ std::vector<std::pair<std::string, bool>> flags() {
   return {table().flags.begin(), table().flags.end()};
 }
 
+std::string known_flags() {
+  std::string out = "all";
+  for (const auto& [name, on] : flags()) out += ", " + name;
+  return out;
+}
+
 bool enabled(Level level, std::string_view component) {
   if (level <= g_level.load(std::memory_order_relaxed) &&
       level <= g_print_level.load(std::memory_order_relaxed))

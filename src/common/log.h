@@ -27,6 +27,8 @@ Level print_level();
 bool set_flag(std::string_view flag, bool enabled);
 bool flag_enabled(std::string_view flag);
 std::vector<std::pair<std::string, bool>> flags();
+// "all, app, bdev, ...": what log_set_flag and -L accept, for error messages.
+std::string known_flags();
 void register_flag(std::string_view flag);
 
 bool enabled(Level level, std::string_view component);

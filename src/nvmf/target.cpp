@@ -1,6 +1,7 @@
 #include "nvmf/target.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "nvmf/controller.h"
 
@@ -108,10 +109,10 @@ Transport* Target::add_transport(TransportOpts opts, std::string* error) {
     std::shared_lock lock(mu_);
     auto it = factories_.find(opts.trtype);
     if (it == factories_.end()) {
-      std::string known;
-      for (const auto& [name, fn] : factories_) known += (known.empty() ? "" : ", ") + name;
+      std::vector<std::string> known;
+      for (const auto& [name, fn] : factories_) known.push_back(name);
       *error = fmt::format("transport type '{}' is not known (available: {})", opts.trtype,
-                           known.empty() ? "none" : known);
+                           fmt::join(known, ", "));
       return nullptr;
     }
     f = it->second;

@@ -1,6 +1,7 @@
 #include "rpc/params.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <limits>
 
@@ -113,10 +114,8 @@ void Params::done() {
   if (!params_.is_object()) return;
   for (auto it = params_.begin(); it != params_.end(); ++it) {
     if (!seen_.count(it.key())) {
-      std::string known;
-      for (const auto& k : seen_) known += (known.empty() ? "" : ", ") + k;
       throw invalid_params(fmt::format("{}: unknown parameter '{}' (known: {})", method_, it.key(),
-                                       known.empty() ? "none" : known));
+                                       fmt::join(seen_, ", ")));
     }
   }
 }

@@ -2,6 +2,7 @@
 // nvmf_doca_get_managers, nvmf_doca_create_function, nvmf_doca_list_functions,
 // nvmf_doca_destroy_function (+ nvmf_doca_create_manager, nvemu's own).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "nvmf/doca/manager.h"
 #include "nvmf/target.h"
@@ -17,13 +18,11 @@ using rpc::Params;
 
 std::string manager_or_throw(Params& p) {
   std::string name = p.str("dev_name");
-  if (!Managers::instance().has_manager(name)) {
-    std::string known;
-    for (const auto& m : Managers::instance().managers()) known += (known.empty() ? "" : ", ") + m;
-    throw rpc::errno_error(ENODEV, fmt::format("no emulation manager '{}' (nvmf_doca_get_managers "
-                                               "lists: {})",
-                                               name, known));
-  }
+  if (!Managers::instance().has_manager(name))
+    throw rpc::errno_error(ENODEV,
+                           fmt::format("no emulation manager '{}' (nvmf_doca_get_managers "
+                                       "lists: {})",
+                                       name, fmt::join(Managers::instance().managers(), ", ")));
   return name;
 }
 
