@@ -15,7 +15,6 @@ NsJob::NsJob(const Options& o, const host::perf::TransportId& tid, uint32_t nsid
       name_(fmt::format("{} NSID {}", tid.describe(), nsid)),
       nsid_(nsid),
       block_size_(block_size),
-      nblocks_(nblocks),
       io_blocks_(o.io_size / block_size),
       io_slots_(nblocks / (o.io_size / block_size)),
       rng_(o.seed ^ (uint64_t{nsid} * 0x9e3779b97f4a7c15ull) ^ 0x5851f42d4c957f2dull),

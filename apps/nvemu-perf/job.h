@@ -84,7 +84,6 @@ class NsJob {
   host::perf::TransportId tid_;
   std::string name_;
   uint32_t nsid_, block_size_;
-  uint64_t nblocks_;
   uint32_t io_blocks_;
   uint64_t io_slots_;  // io-size-aligned positions in the namespace
   uint64_t seq_next_ = 0;
