@@ -21,12 +21,13 @@ build: deps $(BUILD)/build.ninja
 run: build
 	@bash scripts/run-default.sh $(BUILD)
 
-# Everything: formatting, the release build's unit + system + e2e tests,
-# the ASan+UBSan build's unit + system tests, and a short fuzz run.
+# Everything: formatting, a short fuzz run of every wire parser, the
+# ASan+UBSan build's unit + system tests, then the release build's unit +
+# system + e2e tests (last, so ctest's summary closes the output).
 test: deps format-check build
+	$(MAKE) --no-print-directory test-fuzz
+	$(MAKE) --no-print-directory test-asan
 	cd $(BUILD) && ctest --output-on-failure -j 1
-	$(MAKE) test-asan
-	$(MAKE) test-fuzz
 
 test-asan:
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNVEMU_SANITIZE=ON \
