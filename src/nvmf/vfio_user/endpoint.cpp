@@ -282,6 +282,12 @@ void Endpoint::finish_destroy() {
   if (done) done();
 }
 
+bool Endpoint::controller_ready() const {
+  if (!ctrlr_) return false;
+  auto csts = static_cast<uint32_t>(ctrlr_->read_register(nvme::reg::kCsts, 4));
+  return (csts & nvme::csts::kRdy) && !(csts & nvme::csts::kShstMask);
+}
+
 nlohmann::json Endpoint::info_json() const {
   const QueueStats& q = queues_.stats();
   return {{"traddr", dir_},
@@ -290,8 +296,10 @@ nlohmann::json Endpoint::info_json() const {
           {"cntlid", ctrlr_ ? ctrlr_->cntlid() : 0},
           {"client_pid", client_pid_},
           {"client_attached", static_cast<bool>(client_fd_)},
-          // CSTS.RDY: the host driver enabled the controller (CC.EN=1 and ready).
-          {"controller_ready", ctrlr_ && (ctrlr_->read_register(nvme::reg::kCsts, 4) & 1) != 0},
+          // The host driver has the controller enabled: CSTS.RDY=1 and no
+          // shutdown (CSTS.SHST=0). A driver that lets go (Linux unbind,
+          // guest power-off) shuts it down but leaves CC.EN/RDY set.
+          {"controller_ready", controller_ready()},
           {"dma_regions", dma_.count()},
           {"clients", stats_.clients},
           {"rejected_clients", stats_.rejected_clients},

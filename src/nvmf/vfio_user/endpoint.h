@@ -65,6 +65,8 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   const std::string& subnqn() const { return subnqn_; }
   Reactor& reactor() const { return reactor_; }
   nlohmann::json info_json() const;  // owner reactor
+  // CSTS.RDY=1 and not shut down: a host driver is using the controller.
+  bool controller_ready() const;  // owner reactor
 
   // Handles one request as if the attached client had sent it; the reply
   // goes to the client socket. For the message fuzzer and protocol tests.
