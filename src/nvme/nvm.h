@@ -49,6 +49,9 @@ constexpr uint8_t kInterruptVectorConfig = 0x09;
 constexpr uint8_t kWriteAtomicity = 0x0a;
 constexpr uint8_t kAsyncEventConfig = 0x0b;
 constexpr uint8_t kKeepAliveTimer = 0x0f;
+// Host Behavior Support (Base 2.0, 5.27.1.24): a 512-byte data structure.
+constexpr uint8_t kHostBehaviorSupport = 0x16;
+constexpr uint32_t kHostBehaviorSupportSize = 512;
 constexpr uint8_t kHostIdentifier = 0x81;
 }  // namespace fid
 

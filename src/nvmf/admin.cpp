@@ -149,7 +149,14 @@ uint32_t Controller::data_length(const nvme::Sqe& cmd, bool admin) const {
     }
     case op::kGetFeatures:
     case op::kSetFeatures:
-      return (cmd.cdw10 & 0xff) == nvme::fid::kHostIdentifier ? 16 : 0;
+      switch (cmd.cdw10 & 0xff) {
+        case nvme::fid::kHostIdentifier:
+          return 16;
+        case nvme::fid::kHostBehaviorSupport:
+          return nvme::fid::kHostBehaviorSupportSize;
+        default:
+          return 0;
+      }
     default:
       return 0;
   }
@@ -383,8 +390,11 @@ Controller::Result Controller::queue_cmd(Request* req) {
     }
     case op::kCreateIoSq: {
       uint16_t cqid = cmd.cdw11 >> 16;
+      // As SPDK's vfio-user target (and its nvme_compliance test): a CQID
+      // that can never name an I/O CQ is an Invalid Queue Identifier; one
+      // that could but was not created is Completion Queue Invalid.
       if (cqid == 0 || cqid > max_io_qid())
-        return Status::command_specific(nvme::csc::kCompletionQueueInvalid)
+        return Status::command_specific(nvme::csc::kInvalidQueueIdentifier)
             .at(nvme::loc::kCdw11 + 2);
       return qhost_->create_io_sq(qid, qsize, cmd.dptr.prp.prp1, pc, cqid, (cmd.cdw11 >> 1) & 3);
     }

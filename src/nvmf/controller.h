@@ -204,6 +204,7 @@ class Controller : public std::enable_shared_from_this<Controller> {
   std::atomic<uint16_t> cntlid_{0};
   std::string hostnqn_;
   std::array<uint8_t, 16> hostid_{};
+  uint8_t host_behavior_acre_ = 0;  // Host Behavior Support: Advanced Command Retry
   uint64_t created_us_;
 
   // Registers.

@@ -29,6 +29,7 @@ bool supported(uint8_t f, bool discovery, bool vwc) {
     case fid::kAsyncEventConfig:
     case fid::kKeepAliveTimer:
     case fid::kHostIdentifier:
+    case fid::kHostBehaviorSupport:
       return true;
     case fid::kVolatileWriteCache:
       return vwc;
@@ -104,6 +105,13 @@ Controller::Result Controller::get_features(Request* req) {
       if (!(cmd.cdw11 & 1)) return kInvalidCdw11;
       req->copy_to_iov(hostid_.data(), std::min<size_t>(16, req->length));
       break;
+    case fid::kHostBehaviorSupport: {
+      // Only ACRE (byte 0) is defined for this controller; the rest reads 0.
+      uint8_t data[nvme::fid::kHostBehaviorSupportSize] = {};
+      data[0] = sel == 0 ? host_behavior_acre_ : 0;
+      req->copy_to_iov(data, std::min<size_t>(sizeof data, req->length));
+      break;
+    }
   }
   return Status::success();
 }
@@ -178,6 +186,15 @@ Controller::Result Controller::set_features(Request* req) {
       if (!(v & 1)) return kInvalidCdw11;
       req->copy_from_iov(hostid_.data(), 16);
       break;
+    case fid::kHostBehaviorSupport: {
+      if (req->length < nvme::fid::kHostBehaviorSupportSize)
+        return Status::generic(nvme::sc::kDataSglLengthInvalid).at(nvme::loc::kDptr);
+      uint8_t data[nvme::fid::kHostBehaviorSupportSize];
+      req->copy_from_iov(data, sizeof data);
+      if (data[0] > 1) return Status::generic(nvme::sc::kInvalidField).at(nvme::loc::kDptr);
+      host_behavior_acre_ = data[0];
+      break;
+    }
   }
   return Status::success();
 }
