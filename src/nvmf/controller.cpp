@@ -311,11 +311,11 @@ void Controller::remove_qpair(Qpair* qp) {
   }
 }
 
-void Controller::disconnect_on_reactor(Qpair* qp) {
+void Controller::disconnect_on_reactor(Qpair* qp, Reactor& reactor) {
   // The qpair may be destroyed before the message runs; qpair_destroyed runs
   // on the same reactor, so checking membership there is race-free.
   std::weak_ptr<Controller> weak = weak_from_this();
-  qp->reactor().send([weak, qp] {
+  reactor.send([weak, qp] {
     auto self = weak.lock();
     if (!self) return;
     {
@@ -330,13 +330,16 @@ void Controller::disconnect_on_reactor(Qpair* qp) {
 }
 
 void Controller::disconnect_all(bool include_admin) {
-  std::vector<Qpair*> list;
+  // A qpair is alive while it is listed (its transport calls
+  // qpair_destroyed, which unlists it, before freeing it), so its reactor
+  // is read under the lock; after it, only the pointer's identity is used.
+  std::vector<std::pair<Qpair*, Reactor*>> list;
   {
     std::lock_guard lk(qp_mu_);
-    for (auto& [qid, qp] : io_qps_) list.push_back(qp);
-    if (include_admin && admin_qp_) list.push_back(admin_qp_);
+    for (auto& [qid, qp] : io_qps_) list.emplace_back(qp, &qp->reactor());
+    if (include_admin && admin_qp_) list.emplace_back(admin_qp_, &admin_qp_->reactor());
   }
-  for (Qpair* qp : list) disconnect_on_reactor(qp);
+  for (auto [qp, reactor] : list) disconnect_on_reactor(qp, *reactor);
 }
 
 // ---- Subsystem notifications ------------------------------------------------

@@ -163,7 +163,8 @@ class Controller : public std::enable_shared_from_this<Controller> {
   void shutdown();
   void enable();
   void disconnect_all(bool include_admin);
-  void disconnect_on_reactor(Qpair* qp);
+  // `reactor` is qp's, read while qp was known attached (qp may be gone now).
+  void disconnect_on_reactor(Qpair* qp, Reactor& reactor);
   void maybe_finish_destroy();
   void record_error(const Request* req);
 
