@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,6 @@ TGT_CMD = ("-m", "0x3", "--main-core", "0", "--no-pci", "--wait-for-rpc")
 FILE_MB = 64
 PATTERN_MB = 4
 GUEST_MEM = "1G"
-SMP = 2                 # two vCPUs: the driver creates two I/O queues
 EBUSY = -16
 
 
@@ -103,6 +103,16 @@ def nvme_irqs(g):
     return irqs
 
 
+def stop_and_wait(tgt, timeout=15):
+    """SIGINT nvemu-tgt and wait for it to exit, keeping its log readable."""
+    if tgt.proc.poll() is None:
+        tgt.proc.send_signal(signal.SIGINT)
+        try:
+            tgt.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 def main():
     checks = Checks()
     t_start = time.time()
@@ -135,8 +145,10 @@ def main():
                              "socket": {"path": sock, "type": "unix"}})
         extra = ["-object", f"memory-backend-memfd,id=mem,size={GUEST_MEM},share=on",
                  "-machine", "memory-backend=mem", "-device", device]
-        with guest.Guest(qemu=qemu, memory=GUEST_MEM, smp=SMP,
-                         extra_qemu_args=extra) as g:
+        # One vCPU, as test_tcp_linux: TCG with two vCPUs froze a guest's
+        # second vCPU twice in ~350 boots (lost LAPIC timer wake-ups). More
+        # queues come from the driver's write_queues parameter instead.
+        with guest.Guest(qemu=qemu, memory=GUEST_MEM, extra_qemu_args=extra) as g:
             print(f"guest booted in {g.boot_seconds:.1f}s", flush=True)
             state = {}
 
@@ -206,8 +218,8 @@ def main():
             def irqs_before():
                 irqs = nvme_irqs(g)
                 lines = "\n".join(ln for _, ln in irqs.values())
-                # One vector per queue: admin + one I/O queue per vCPU.
-                assert len(irqs) == SMP + 1, lines
+                # One vector per queue: admin + one I/O queue (one vCPU).
+                assert len(irqs) == 2, lines
                 # x86 shows MSI and MSI-X alike ("PCI-MSI"); sysfs tells them apart.
                 kinds = g.check(f"for i in /sys/bus/pci/devices/{state['bdf']}/msi_irqs/*; do "
                                 f"echo ${{i##*/}} $(cat $i); done", chroot=False).split("\n")
@@ -231,15 +243,12 @@ def main():
                     on_disk = f.read(PATTERN_MB << 20)
                 assert on_disk == pattern, "the backing file does not hold the written bytes"
 
-            def fio_verify():
-                # One job per vCPU, each on its own 16 MiB, so every I/O queue
-                # carries traffic and no job overwrites another's blocks.
+            def fio_verify(offset_mb=32):
                 disk = state["disk"]
                 out = g.check(f"fio --name=verify --filename={disk} --direct=1 --rw=randrw "
                               f"--bs=4k --bsrange=4k-64k --iodepth=16 --ioengine=libaio "
-                              f"--numjobs={SMP} --size=16M --offset=16M --offset_increment=16M "
-                              f"--verify=crc32c --do_verify=1 --verify_fatal=1 "
-                              f"--verify_state_save=0 --group_reporting --output-format=json",
+                              f"--size=16M --offset={offset_mb}M --verify=crc32c --do_verify=1 "
+                              f"--verify_fatal=1 --verify_state_save=0 --output-format=json",
                               timeout=240)
                 res = json.loads(out[out.index("{"):])
                 job = res["jobs"][0]
@@ -303,6 +312,27 @@ def main():
                 expect_state("enabled")
                 pattern_reads_back()
 
+            def two_io_queues():
+                # Rebind with a separate write queue set: reads and writes go
+                # to two I/O queues, each with its own CQ and MSI-X vector.
+                bdf = state["bdf"]
+                g.check(f"echo {bdf} > /sys/bus/pci/drivers/nvme/unbind && "
+                        f"echo 1 > /sys/module/nvme/parameters/write_queues && "
+                        f"echo {bdf} > /sys/bus/pci/drivers/nvme/bind", chroot=False, timeout=60)
+                find_controller()
+                expect_state("enabled")
+                assert "1/1/0 default/read/poll" in g.dmesg().splitlines()[-1], g.dmesg()[-600:]
+                before = nvme_irqs(g)
+                assert len(before) == 3, before
+                fio_verify(offset_mb=48)
+                after = nvme_irqs(g)
+                for q in ("nvme0q1", "nvme0q2"):
+                    name = q.replace("nvme0", state["ctrl"])
+                    assert after[name][0] > before[name][0], (q, before, after)
+                pattern_reads_back()
+                per = ", ".join(f"{n} {after[n][0] - before[n][0]}" for n in sorted(after))
+                print(f"     interrupts during fio: {per}", flush=True)
+
             def remove_rescan():
                 # PCI hot-remove and rescan in the guest: config space and BARs
                 # are probed again, MSI-X set up again.
@@ -315,7 +345,7 @@ def main():
                 expect_state("enabled")
                 pattern_reads_back()
                 irqs = nvme_irqs(g)
-                assert len(irqs) == SMP + 1, irqs
+                assert len(irqs) == 3, irqs   # write_queues=1 still applies
 
             def clean_dmesg_after_resets():
                 bad = bad_dmesg_lines(allow_resets=True)
@@ -333,7 +363,7 @@ def main():
                 checks.run("nvme id-ctrl (sn, mn), id-ns, list", identify)
                 checks.run("MSI-X interrupts, one vector per queue", irqs_before)
                 checks.run("dd 4 MiB pattern O_DIRECT, read back, backing file", dd_roundtrip)
-                checks.run("fio --verify=crc32c randrw on every I/O queue", fio_verify)
+                checks.run("fio --verify=crc32c randrw", fio_verify)
                 checks.run("nvme interrupt counts increased after I/O", irqs_after)
                 checks.run("destroy of the held function refused (-16, reason)",
                            destroy_refused, "enabled")
@@ -341,6 +371,8 @@ def main():
                 checks.run("controller reset and FLR, data intact", resets)
                 checks.run("driver unbind -> 'host attached', still refused; rebind",
                            unbind_rebind)
+                checks.run("two I/O queues (nvme.write_queues=1): fio, each vector fires",
+                           two_io_queues)
                 checks.run("PCI remove + rescan in the guest", remove_rescan)
                 checks.run("no timeouts/I/O errors in dmesg after the resets",
                            clean_dmesg_after_resets)
@@ -365,6 +397,9 @@ def main():
         print(f"FAIL setup: {e}")
         print(tgt.output()[-4000:])
     finally:
+        # Stop it here (not in stop(), which deletes its log) so the log
+        # holds whatever it printed on the way out, e.g. a sanitizer report.
+        stop_and_wait(tgt)
         log = tgt.output()
         rc = tgt.stop()
         if rc != 0:
