@@ -302,7 +302,7 @@ void Controller::remove_qpair(Qpair* qp) {
     finished = admin_gone_ && io_qps_.empty() && !unregistered_;
     if (finished) unregistered_ = true;
   }
-  PollGroup::current().forget_qpair(qp);
+  PollGroup::of(qp->reactor()).forget_qpair(qp);
   if (admin_went && !finished) disconnect_all(false);
   if (finished) {
     stop_keep_alive_timer();

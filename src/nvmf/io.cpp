@@ -3,11 +3,9 @@
 // reactor's poll group, ending in one completion.
 //
 // Compare and Write (fused, NVM 3.4.1): the Compare half waits on its qpair
-// for the Write half; the pair runs as read -> memcmp -> write with nothing
-// else from that qpair in between. What is guaranteed: atomicity against
-// other commands of the same qpair. Not guaranteed yet: atomicity against
-// overlapping writes submitted concurrently on other qpairs (SPDK takes a
-// bdev-level LBA range lock for that; nvemu's bdev layer has none yet).
+// for the Write half; the pair then takes an LBA range lock (range_lock.h)
+// and runs as read -> memcmp -> write while writes to the range from every
+// qpair on every reactor are held back, so it is atomic against all of them.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -54,9 +52,14 @@ struct MultiStep {
   std::vector<nvme::DsmRange> ranges;
   size_t next = 0;
   uint64_t slba = 0, remaining = 0;
-  Request* write = nullptr;  // Compare and Write: the second half
+  Request* write = nullptr;         // Compare and Write: the second half
+  std::shared_ptr<RangeLock> lock;  // Compare and Write: held from read to write
 };
 
+// The qpair's reactor runs the request, so its poll group holds the channel.
+PollGroup& group_of(const Request* req) {
+  return PollGroup::of(req->qpair->reactor());
+}
 NsChannel* channel_of(Request* req) {
   return reinterpret_cast<NsChannel*>(req->ctrlr_word);
 }
@@ -65,6 +68,10 @@ MultiStep* steps_of(Request* req) {
 }
 
 void io_done(bdev::BdevIo* io, bdev::IoStatus st);
+
+bool modifies(bdev::IoType t) {
+  return t == bdev::IoType::kWrite || t == bdev::IoType::kWriteZeroes || t == bdev::IoType::kUnmap;
+}
 
 void submit(Request* req, bdev::IoType type, uint64_t slba, uint64_t nlb, const struct iovec* iov,
             int iovcnt) {
@@ -77,14 +84,21 @@ void submit(Request* req, bdev::IoType type, uint64_t slba, uint64_t nlb, const 
   io.iovcnt = iovcnt;
   io.cb = io_done;
   io.ctx = req;
-  channel_of(req)->channel->submit(&io);
+  NsChannel* c = channel_of(req);
+  if (modifies(type)) {
+    MultiStep* m = steps_of(req);
+    if (!group_of(req).admit_write(c, req, m ? m->lock.get() : nullptr)) return;
+  }
+  c->channel->submit(&io);
 }
 
 void finish(Request* req, Status s) {
   NsChannel* c = channel_of(req);
+  PollGroup& group = group_of(req);  // req may be reused once completed
   std::unique_ptr<MultiStep> steps(steps_of(req));
   req->ctrlr_ctx = nullptr;
   auto ctrlr = req->qpair->controller();
+  if (steps && steps->lock) c->ns->range_locks->release(steps->lock);
   if (steps && steps->write) {  // Compare and Write: the Write half completes too
     Request* w = steps->write;
     w->status = s.ok() ? s : Status::generic(nvme::sc::kAbortedFailedFused, false);
@@ -98,7 +112,7 @@ void finish(Request* req, Status s) {
     ctrlr->complete(req);
   else
     req->qpair->complete(req);
-  if (c) PollGroup::current().end_io(c);
+  if (c) group.end_io(c);
 }
 
 void count(Request* req, const Status& s) {
@@ -143,9 +157,10 @@ bool next_step(Request* req) {
 void io_done(bdev::BdevIo* io, bdev::IoStatus st) {
   auto* req = static_cast<Request*>(io->ctx);
   if (st == bdev::IoStatus::kNoMem) {  // transient: try again from the reactor loop
-    Reactor::current()->send([req] { channel_of(req)->channel->submit(&req->bdev_io); });
+    req->qpair->reactor().send([req] { channel_of(req)->channel->submit(&req->bdev_io); });
     return;
   }
+  if (modifies(io->type)) group_of(req).write_done(channel_of(req), req);
   Status s = map_io_status(st);
   MultiStep* m = steps_of(req);
   if (!m || req->cmd.opc != nop::kCompare) count(req, s);
@@ -225,8 +240,8 @@ Parsed parse(const Controller& ctrlr, Request* req) {
 }
 
 void start(Request* req, const std::shared_ptr<const Namespace>& ns) {
-  NsChannel* c = PollGroup::current().get(ns);
-  PollGroup::current().start_io(c);
+  NsChannel* c = group_of(req).get(ns);
+  group_of(req).start_io(c);
   req->ctrlr_word = reinterpret_cast<uint64_t>(c);
 }
 
@@ -242,7 +257,7 @@ void Controller::exec_io(Request* req) {
   };
   // A pending fused Compare must be followed by its Write at once; anything
   // else aborts it (NVMe Base 2.0, 3.4.2).
-  Request*& first = PollGroup::current().fused_first(req->qpair);
+  Request*& first = group_of(req).fused_first(req->qpair);
   if (first && cmd.fuse() != nvme::kFuseSecond) {
     Request* f = first;
     first = nullptr;
@@ -297,7 +312,14 @@ void Controller::exec_io(Request* req) {
     m->write = req;
     f->ctrlr_ctx = m;
     start(f, p.ns);
-    submit(f, bdev::IoType::kRead, p.slba, p.nlb, &m->iov, 1);
+    m->lock = std::make_shared<RangeLock>();
+    m->lock->range = {p.slba, p.nlb};
+    m->lock->owner = &req->qpair->reactor();
+    m->lock->ns = p.ns;
+    m->lock->granted = [f, slba = p.slba, nlb = p.nlb] {
+      submit(f, bdev::IoType::kRead, slba, nlb, &steps_of(f)->iov, 1);
+    };
+    p.ns->range_locks->acquire(m->lock);
     return;
   }
 

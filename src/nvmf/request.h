@@ -53,6 +53,9 @@ struct Request {
   void* ctrlr_ctx = nullptr;
   uint64_t ctrlr_word = 0;
   Request* fused_partner = nullptr;
+  // Links in the channel's list of writes in flight (poll_group.h).
+  Request* write_prev = nullptr;
+  Request* write_next = nullptr;
 
   // Transport-private.
   void* transport_ctx = nullptr;

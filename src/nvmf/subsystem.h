@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bdev/bdev.h"
+#include "nvmf/range_lock.h"
 
 namespace nvemu::nvmf {
 
@@ -47,6 +48,8 @@ struct Namespace {
   std::array<uint8_t, 16> uuid{};
   bool has_nguid = false, has_eui64 = false, has_uuid = false;
   uint32_t anagrpid = 1;
+  // Fused Compare and Write range locks, shared by every reactor.
+  std::shared_ptr<RangeLockTable> range_locks = std::make_shared<RangeLockTable>();
   nlohmann::json to_json() const;  // nvmf_get_subsystems "namespaces" entry
 };
 

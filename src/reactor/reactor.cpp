@@ -16,6 +16,7 @@ namespace nvemu {
 namespace {
 
 thread_local Reactor* t_current = nullptr;
+std::atomic<size_t> g_next_local_id{0};
 
 }  // namespace
 
@@ -35,6 +36,7 @@ Reactor::~Reactor() {
     request_stop();
     thread_.join();
   }
+  destroy_locals();
   close(wakefd_);
   close(epfd_);
 }
@@ -225,7 +227,24 @@ void Reactor::run() {
   }
   // Drain what was sent before stop so no completion is lost.
   run_messages();
+  destroy_locals();
   t_current = nullptr;
+}
+
+size_t Reactor::new_local_id() {
+  return g_next_local_id.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Reactor::destroy_locals() {
+  Reactor* prev = t_current;
+  t_current = this;
+  // Newest first: a later layer may use an earlier one while it goes.
+  while (!locals_.empty()) {
+    std::unique_ptr<LocalBase> last = std::move(locals_.back());
+    locals_.pop_back();
+    last.reset();
+  }
+  t_current = prev;
 }
 
 int Reactor::poll_once() {

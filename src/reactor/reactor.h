@@ -75,12 +75,33 @@ class Reactor {
 
   static uint64_t now_us();
 
+  // Per-reactor state of a layer above (the controller's poll group): one T
+  // per reactor, made on first use as T(*this), touched only on this
+  // reactor's thread.
+  // Destroyed on that thread when the loop ends (after its last messages),
+  // or with the reactor, with current() set to this reactor in both cases,
+  // so what T holds (bdev channels registered on this epoll) is released
+  // where it lives.
+  template <typename T>
+  T& local();
+
   // For framework_get_reactors: time spent doing work vs sleeping/idle.
   uint64_t busy_us() const { return busy_us_.load(std::memory_order_relaxed); }
   uint64_t idle_us() const { return idle_us_.load(std::memory_order_relaxed); }
   size_t poller_count() const { return pollers_.size(); }
 
  private:
+  struct LocalBase {
+    virtual ~LocalBase() = default;
+  };
+  template <typename T>
+  struct LocalOf final : LocalBase {
+    explicit LocalOf(Reactor& r) : value(r) {}
+    T value;
+  };
+  static size_t new_local_id();
+  void destroy_locals();
+
   int run_messages();
   int run_pollers();
   void run_timers(uint64_t now);
@@ -122,7 +143,16 @@ class Reactor {
   std::thread thread_;
   std::atomic<uint64_t> busy_us_{0};
   std::atomic<uint64_t> idle_us_{0};
+  std::vector<std::unique_ptr<LocalBase>> locals_;
 };
+
+template <typename T>
+T& Reactor::local() {
+  static const size_t id = new_local_id();
+  if (id >= locals_.size()) locals_.resize(id + 1);
+  if (!locals_[id]) locals_[id] = std::make_unique<LocalOf<T>>(*this);
+  return static_cast<LocalOf<T>*>(locals_[id].get())->value;
+}
 
 // All reactors of the process: one per core of the mask, the main core's
 // reactor first. The main reactor runs on the thread that calls run_main().

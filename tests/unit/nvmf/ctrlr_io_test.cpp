@@ -41,7 +41,7 @@ TEST_F(IoTest, WriteThenReadBack) {
   EXPECT_EQ(std::count(r->data.begin(), r->data.end(), 0xab), 4 * 512);
   r = read(9, 1);
   EXPECT_NE(r->data[0], 0xab);
-  EXPECT_EQ(PollGroup::current().channel_count(), 1u);
+  EXPECT_EQ(PollGroup::of(reactor).channel_count(), 1u);
 }
 
 TEST_F(IoTest, RangeNamespaceAndLengthChecks) {
@@ -159,10 +159,10 @@ TEST_F(IoTest, Flush) {
 
 TEST_F(IoTest, NamespaceRemovalDropsChannel) {
   read(0, 1);
-  EXPECT_EQ(PollGroup::current().channel_count(), 1u);
+  EXPECT_EQ(PollGroup::of(reactor).channel_count(), 1u);
   subsys->remove_namespace(1);
   for (int i = 0; i < 5; ++i) reactor.poll_once();
-  EXPECT_EQ(PollGroup::current().channel_count(), 0u);
+  EXPECT_EQ(PollGroup::of(reactor).channel_count(), 0u);
   EXPECT_EQ(read(0, 1)->req.rsp.status, generic(nvme::sc::kInvalidNamespaceOrFormat));
 }
 

@@ -1,6 +1,8 @@
 // A test-only RAM bdev: plain heap memory, synchronous completion, optional
 // write cache and a switch to drop Write Zeroes support (so the emulation
-// path runs). Independent of the malloc module's hugepage handling.
+// path runs). Independent of the malloc module's hugepage handling. With
+// hold_reads/hold_writes set, I/O waits in `held` until release_held()
+// runs it (call that on the I/O's reactor), so tests can keep I/O in flight.
 #pragma once
 
 #include <algorithm>
@@ -18,6 +20,7 @@ class RamBdev final : public bdev::Bdev {
       : Bdev(std::move(name), "RAM test disk", bs, blocks), mem_(bs * blocks, 0xee) {}
   bool write_cache = false;
   bool write_zeroes = true;
+  bool hold_reads = false, hold_writes = false;
   bool has_write_cache() const override { return write_cache; }
   bool supports(bdev::IoType t) const override {
     return t != bdev::IoType::kWriteZeroes || write_zeroes;
@@ -26,14 +29,21 @@ class RamBdev final : public bdev::Bdev {
   nlohmann::json config_entry() const override { return nlohmann::json::object(); }
   std::unique_ptr<bdev::Channel> open_channel() override { return std::make_unique<Ch>(*this); }
   std::vector<uint8_t>& mem() { return mem_; }
+  size_t held_count() const { return held_.size(); }
+  // Runs the held I/Os in arrival order; returns how many.
+  size_t release_held() {
+    auto held = std::move(held_);
+    held_.clear();
+    for (auto& [ch, io] : held) ch->exec(io);
+    return held.size();
+  }
 
  private:
   class Ch final : public bdev::Channel {
    public:
     explicit Ch(RamBdev& b) : Channel(b), b_(b) {}
 
-   protected:
-    void do_submit(bdev::BdevIo* io) override {
+    void exec(bdev::BdevIo* io) {
       uint64_t bs = b_.block_size();
       uint8_t* p = b_.mem_.data() + io->offset_blocks * bs;
       uint64_t len = io->num_blocks * bs;
@@ -62,10 +72,22 @@ class RamBdev final : public bdev::Bdev {
       complete(io, bdev::IoStatus::kSuccess);
     }
 
+   protected:
+    void do_submit(bdev::BdevIo* io) override {
+      bool read = io->type == bdev::IoType::kRead;
+      bool modify = !read && io->type != bdev::IoType::kFlush;
+      if ((read && b_.hold_reads) || (modify && b_.hold_writes)) {
+        b_.held_.push_back({this, io});
+        return;
+      }
+      exec(io);
+    }
+
    private:
     RamBdev& b_;
   };
   std::vector<uint8_t> mem_;
+  std::vector<std::pair<Ch*, bdev::BdevIo*>> held_;
 };
 
 }  // namespace nvemu::nvmf::test
