@@ -4,6 +4,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include "common/log.h"
 
@@ -11,6 +13,32 @@ namespace nvemu::bdev {
 namespace {
 
 constexpr size_t kHugePage = 2u << 20;
+
+// MemAvailable from /proc/meminfo in bytes, 0 when unknown.
+uint64_t available_memory() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  std::string unit;
+  while (f >> key >> kb) {
+    std::getline(f, unit);
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
+}
+
+// Backs every block with a real, zeroed page now, as SPDK's zeroed
+// allocation does. Left untouched, anonymous memory reads as the kernel's
+// one shared zero page: reads of a fresh disk would then come from cache,
+// not memory, and neither latency nor bandwidth would mean anything.
+// Transparent huge pages, where the kernel has them, keep the TLB small.
+void populate(void* mem, size_t len) {
+  madvise(mem, len, MADV_HUGEPAGE);
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; glibc 2.36's headers may lack it
+#endif
+  if (madvise(mem, len, MADV_POPULATE_WRITE) != 0) std::memset(mem, 0, len);
+}
 
 class MallocBdev;
 
@@ -110,13 +138,21 @@ std::shared_ptr<Bdev> create_malloc_bdev(const MallocParams& p, std::string* err
   // No MAP_NORESERVE here: hugetlb pages are then reserved at mmap time, so
   // a shortage fails the mmap (and we fall back) instead of a SIGBUS later.
   void* mem = mmap(nullptr, huge_len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE, -1, 0);
   size_t map_len = huge_len;
   if (mem == MAP_FAILED) {
     huge = false;
     map_len = len;
-    mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-               -1, 0);
+    uint64_t avail = available_memory();
+    if (avail && len > avail) {
+      *error = fmt::format(
+          "cannot back {} with {} bytes of memory: only {} are available (MemAvailable); "
+          "lower num_blocks or free memory",
+          p.name, len, avail);
+      return nullptr;
+    }
+    mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem != MAP_FAILED) populate(mem, len);
   }
   if (mem == MAP_FAILED) {
     *error = fmt::format("cannot map {} bytes for {}: {}; lower num_blocks or free memory", len,

@@ -1,5 +1,6 @@
 // RAM-backed bdev (SPDK's bdev_malloc): anonymous memory, hugepage-backed
-// when the system has free hugepages, ordinary pages otherwise.
+// when the system has free hugepages, ordinary (transparent huge) pages
+// otherwise; every block is backed by zeroed memory from creation on.
 #pragma once
 
 #include <memory>
