@@ -8,8 +8,7 @@ namespace nvemu::nvmf {
 
 std::vector<std::shared_ptr<RangeLock>> RangeLockTable::join(Reactor& r) {
   std::lock_guard<std::mutex> g(mu_);
-  if (std::find(reactors_.begin(), reactors_.end(), &r) == reactors_.end())
-    reactors_.push_back(&r);
+  if (std::find(reactors_.begin(), reactors_.end(), &r) == reactors_.end()) reactors_.push_back(&r);
   return active_;
 }
 

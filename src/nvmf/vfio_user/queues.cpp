@@ -57,6 +57,10 @@ uint32_t Queues::load_doorbell(uint32_t index) const {
   return __atomic_load_n(&doorbells_[index], __ATOMIC_ACQUIRE);
 }
 
+void Queues::reset_doorbell(uint32_t index) {
+  if (doorbells_) __atomic_store_n(&doorbells_[index], 0u, __ATOMIC_RELEASE);
+}
+
 Status Queues::make_cq(uint16_t qid, uint32_t size, uint64_t addr, bool ien, uint16_t iv) {
   if (addr & (page_size() - 1))
     return Status::generic(sc::kInvalidPrpOffset).at(offsetof(nvme::Sqe, dptr));
@@ -70,6 +74,9 @@ Status Queues::make_cq(uint16_t qid, uint32_t size, uint64_t addr, bool ien, uin
   cq->mem = std::move(ref);
   cq->ien = ien;
   cq->iv = iv;
+  // A new queue starts at head 0 (Base 2.0, 3.3.1.2), whatever a deleted
+  // queue with this ID left in the doorbell page.
+  reset_doorbell(2u * qid + 1);
   cqs_[qid] = std::move(cq);
   return Status::success();
 }
@@ -83,6 +90,7 @@ Status Queues::make_sq(uint16_t qid, uint32_t size, uint64_t addr, uint16_t cqid
   auto sq = std::make_unique<Sq>(*this, reactor_, qid, size, cqid);
   sq->base_ = reinterpret_cast<nvme::Sqe*>(p);
   sq->mem_ = std::move(ref);
+  reset_doorbell(2u * qid);  // tail 0, as for the CQ head
   Sq* raw = sq.get();
   sqs_[qid] = std::move(sq);
   find_cq(cqid)->sq_count++;

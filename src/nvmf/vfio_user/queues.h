@@ -120,6 +120,7 @@ class Queues final : public nvmf::QueueHost {
   static constexpr uint16_t kMaxQid = 511;  // doorbell page: 512 pairs at DSTRD 0
 
   uint32_t load_doorbell(uint32_t index) const;
+  void reset_doorbell(uint32_t index);
   // CC.MPS as of the last enable: fixed while the controller is enabled, and
   // read per command, so it is cached instead of asking the controller.
   uint32_t page_size() const { return page_size_; }
