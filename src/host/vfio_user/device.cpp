@@ -324,24 +324,34 @@ int Device::poll(uint16_t qid, const std::function<void(const nvme::Cqe&)>& fn) 
   auto it = queues_.find(qid);
   if (it == queues_.end()) return 0;
   Queue& q = it->second;
-  int n = 0;
+  // Reap a batch and release its CQ slots (head doorbell) before any
+  // callback runs: a callback may submit again, and the controller must
+  // never see more commands outstanding than free CQ entries (a controller
+  // may drop a completion it has no room for, as SPDK's does).
+  constexpr int kBatch = 64;
+  nvme::Cqe batch[kBatch];
+  int total = 0;
   for (;;) {
-    nvme::Cqe* slot = &q.cq[q.cq_head];
-    uint32_t dw3 = __atomic_load_n(
-        reinterpret_cast<uint32_t*>(reinterpret_cast<uint8_t*>(slot) + 12), __ATOMIC_ACQUIRE);
-    if (bool(dw3 >> 16 & 1) != q.phase) break;
-    nvme::Cqe e;
-    std::memcpy(&e, slot, sizeof e);
-    if (++q.cq_head == q.depth) {
-      q.cq_head = 0;
-      q.phase = !q.phase;
+    int n = 0;
+    while (n < kBatch) {
+      nvme::Cqe* slot = &q.cq[q.cq_head];
+      uint32_t dw3 = __atomic_load_n(
+          reinterpret_cast<uint32_t*>(reinterpret_cast<uint8_t*>(slot) + 12), __ATOMIC_ACQUIRE);
+      if (bool(dw3 >> 16 & 1) != q.phase) break;
+      std::memcpy(&batch[n++], slot, sizeof *slot);
+      if (++q.cq_head == q.depth) {
+        q.cq_head = 0;
+        q.phase = !q.phase;
+      }
     }
-    q.outstanding--;
-    ++n;
-    fn(e);
+    if (n == 0) break;
+    doorbell(2u * qid + 1, q.cq_head);
+    q.outstanding -= n;
+    for (int i = 0; i < n; ++i) fn(batch[i]);
+    total += n;
+    if (n < kBatch) break;
   }
-  if (n) doorbell(2u * qid + 1, q.cq_head);
-  return n;
+  return total;
 }
 
 bool Device::admin(nvme::Sqe cmd, nvme::Cqe* cqe, std::string* error, int timeout_ms) {
