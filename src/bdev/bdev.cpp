@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <random>
 
+#include "common/counter.h"
 #include "reactor/reactor.h"
 
 namespace nvemu::bdev {
@@ -34,8 +35,7 @@ const char* io_status_name(IoStatus s) {
 namespace {
 
 void add(std::atomic<uint64_t>& a, uint64_t v) {
-  // Single writer per counter set: load+store is enough and avoids a locked op.
-  a.store(a.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+  add_single_writer(a, v);  // one channel, one reactor
 }
 
 uint64_t get(const std::atomic<uint64_t>& a) {
@@ -86,7 +86,7 @@ Channel::~Channel() {
 }
 
 void Channel::submit(BdevIo* io) {
-  io->submit_us = Reactor::now_us();
+  io->submit_us = Reactor::loop_us();
   if (io->num_blocks > bdev_.num_blocks() ||
       io->offset_blocks > bdev_.num_blocks() - io->num_blocks) {
     complete(io, IoStatus::kOutOfRange);
@@ -100,7 +100,7 @@ void Channel::submit(BdevIo* io) {
 }
 
 void Channel::complete(BdevIo* io, IoStatus status) {
-  uint64_t lat = Reactor::now_us() - io->submit_us;
+  uint64_t lat = Reactor::loop_us() - io->submit_us;
   uint64_t bytes = io->num_blocks * bdev_.block_size();
   if (status == IoStatus::kSuccess) {
     switch (io->type) {

@@ -11,6 +11,7 @@
 #include "nvme/nvm.h"
 #include "nvmf/controller.h"
 #include "nvmf/opcodes.h"
+#include "nvmf/poll_group.h"
 #include "reactor/reactor.h"
 
 #ifndef NVEMU_VERSION
@@ -123,16 +124,16 @@ void Controller::execute(Request* req) {
     exec_io(req);
 }
 
-uint32_t Controller::data_length(const nvme::Sqe& cmd, bool admin) const {
-  if (!admin) {
+uint32_t Controller::data_length(const nvme::Sqe& cmd, Qpair& qp) const {
+  if (qp.qid() != 0) {
     namespace nop = nvme::nvm_opc;
     switch (cmd.opc) {
       case nop::kRead:
       case nop::kWrite:
       case nop::kCompare: {
-        auto ns = subsys_->find_namespace(cmd.nsid);
-        if (!ns) return 0;
-        return nvme::rw::nlb(cmd.cdw12) * ns->bdev->block_size();
+        NsChannel* c = PollGroup::of(qp).lookup(qp, *subsys_, cmd.nsid);
+        if (!c) return 0;
+        return nvme::rw::nlb(cmd.cdw12) * c->bdev->block_size();
       }
       case nop::kDatasetManagement:
         return ((cmd.cdw10 & 0xff) + 1) * sizeof(nvme::DsmRange);
@@ -174,7 +175,7 @@ void Controller::exec_admin(Request* req) {
   } else if (!(cc_.load() & nvme::cc::kEn)) {
     // Admin commands run only on an enabled controller (SPDK and Linux agree).
     r = Status::generic(nvme::sc::kCommandSequenceError);
-  } else if (req->length < data_length(cmd, true)) {
+  } else if (req->length < data_length(cmd, *req->qpair)) {
     r = Status::generic(nvme::sc::kDataSglLengthInvalid).at(nvme::loc::kDptr);
   } else {
     switch (cmd.opc) {

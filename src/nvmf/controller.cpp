@@ -282,6 +282,24 @@ void Controller::attach_qpair(Qpair* qp) {
     add_io_qpair(qp);
 }
 
+namespace {
+void add_counts(Controller::SmartCounts& into, const Qpair& qp) {
+  auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  into.units_read += get(qp.io.units_read);
+  into.units_written += get(qp.io.units_written);
+  into.read_cmds += get(qp.io.read_cmds);
+  into.write_cmds += get(qp.io.write_cmds);
+  into.media_errors += get(qp.io.media_errors);
+}
+}  // namespace
+
+Controller::SmartCounts Controller::smart_counts() const {
+  std::lock_guard lk(qp_mu_);
+  SmartCounts c = smart_gone_;
+  for (const auto& [qid, qp] : io_qps_) add_counts(c, *qp);
+  return c;
+}
+
 size_t Controller::num_io_qpairs() const {
   std::lock_guard lk(qp_mu_);
   return io_qps_.size();
@@ -297,12 +315,15 @@ void Controller::remove_qpair(Qpair* qp) {
       if (admin_went) admin_gone_ = true;
     } else {
       auto it = io_qps_.find(qp->qid());
-      if (it != io_qps_.end() && it->second == qp) io_qps_.erase(it);
+      if (it != io_qps_.end() && it->second == qp) {
+        io_qps_.erase(it);
+        add_counts(smart_gone_, *qp);
+      }
     }
     finished = admin_gone_ && io_qps_.empty() && !unregistered_;
     if (finished) unregistered_ = true;
   }
-  PollGroup::of(qp->reactor()).forget_qpair(qp);
+  PollGroup::of(qp->reactor()).qpair_gone();
   if (admin_went && !finished) disconnect_all(false);
   if (finished) {
     stop_keep_alive_timer();

@@ -57,11 +57,11 @@ class Controller : public std::enable_shared_from_this<Controller> {
                                                     uint32_t kato_ms);
   ~Controller();
 
-  // How many data bytes a command moves (0 = none), from the command and the
-  // namespace's block size: PCIe transports need it to walk PRPs/SGLs before
-  // execute(). For an unknown opcode or namespace it returns 0 and execute()
-  // reports the error.
-  uint32_t data_length(const nvme::Sqe& cmd, bool admin) const;
+  // How many data bytes a command arriving on qp moves (0 = none), from the
+  // command and the namespace's block size: PCIe transports need it to walk
+  // PRPs/SGLs before execute(). On qp's reactor. For an unknown opcode or
+  // namespace it returns 0 and execute() reports the error.
+  uint32_t data_length(const nvme::Sqe& cmd, Qpair& qp) const;
 
   // Controller registers (Base 2.0, 3.1.3): BAR0 for PCIe, Property Get/Set
   // for fabrics. size is 4 or 8 bytes. Home reactor only. Reads of undefined
@@ -129,13 +129,13 @@ class Controller : public std::enable_shared_from_this<Controller> {
   // Fails the controller: CSTS.CFS=1 and every qpair disconnected.
   void fail(const char* why);
 
-  struct Smart {
-    std::atomic<uint64_t> units_read{0}, units_written{0};  // 512-byte units
-    std::atomic<uint64_t> read_cmds{0}, write_cmds{0};
-    std::atomic<uint64_t> busy_us{0};
-    std::atomic<uint64_t> media_errors{0};
+  // SMART / Health counters (Base 2.0, 5.16.1.3): every I/O qpair's, live
+  // ones and those gone. Any thread.
+  struct SmartCounts {
+    uint64_t units_read = 0, units_written = 0;  // 512-byte units
+    uint64_t read_cmds = 0, write_cmds = 0, media_errors = 0;
   };
-  Smart& smart() { return smart_; }
+  SmartCounts smart_counts() const;
 
   // Per-controller feature values (Base 2.0, 5.27.1).
   struct Features {
@@ -240,7 +240,7 @@ class Controller : public std::enable_shared_from_this<Controller> {
   std::deque<nvme::ErrorLogEntry> errors_;
   uint64_t error_count_ = 0;
 
-  Smart smart_;
+  SmartCounts smart_gone_;  // of qpairs already removed (qp_mu_)
 };
 
 }  // namespace nvemu::nvmf

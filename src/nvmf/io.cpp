@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/counter.h"
 #include "nvme/nvm.h"
 #include "nvmf/controller.h"
 #include "nvmf/opcodes.h"
@@ -58,7 +59,7 @@ struct MultiStep {
 
 // The qpair's reactor runs the request, so its poll group holds the channel.
 PollGroup& group_of(const Request* req) {
-  return PollGroup::of(req->qpair->reactor());
+  return PollGroup::of(*req->qpair);
 }
 NsChannel* channel_of(Request* req) {
   return reinterpret_cast<NsChannel*>(req->ctrlr_word);
@@ -97,7 +98,7 @@ void finish(Request* req, Status s) {
   PollGroup& group = group_of(req);  // req may be reused once completed
   std::unique_ptr<MultiStep> steps(steps_of(req));
   req->ctrlr_ctx = nullptr;
-  auto ctrlr = req->qpair->controller();
+  Controller* ctrlr = req->qpair->controller().get();
   if (steps && steps->lock) c->ns->range_locks->release(steps->lock);
   if (steps && steps->write) {  // Compare and Write: the Write half completes too
     Request* w = steps->write;
@@ -115,19 +116,18 @@ void finish(Request* req, Status s) {
   if (c) group.end_io(c);
 }
 
+// SMART counters, kept per qpair (Controller::smart_counts sums them).
 void count(Request* req, const Status& s) {
-  auto& ctrlr = req->qpair->controller();
-  if (!ctrlr) return;
-  auto& sm = ctrlr->smart();
-  if (s.sct == nvme::Sct::kMediaError) sm.media_errors.fetch_add(1, std::memory_order_relaxed);
+  Qpair::IoState& io = req->qpair->io;
+  if (s.sct == nvme::Sct::kMediaError) add_single_writer(io.media_errors, 1);
   if (!s.ok()) return;
   uint64_t units = uint64_t{req->bdev_io.num_blocks} * channel_of(req)->bdev->block_size() / 512;
   if (req->bdev_io.type == bdev::IoType::kRead) {
-    sm.units_read.fetch_add(units, std::memory_order_relaxed);
-    sm.read_cmds.fetch_add(1, std::memory_order_relaxed);
+    add_single_writer(io.units_read, units);
+    add_single_writer(io.read_cmds, 1);
   } else if (req->bdev_io.type == bdev::IoType::kWrite) {
-    sm.units_written.fetch_add(units, std::memory_order_relaxed);
-    sm.write_cmds.fetch_add(1, std::memory_order_relaxed);
+    add_single_writer(io.units_written, units);
+    add_single_writer(io.write_cmds, 1);
   }
 }
 
@@ -187,7 +187,7 @@ void io_done(bdev::BdevIo* io, bdev::IoStatus st) {
 
 struct Parsed {
   Status status;
-  std::shared_ptr<const Namespace> ns;
+  NsChannel* ch = nullptr;  // the namespace on this reactor
   uint64_t slba = 0;
   uint64_t nlb = 0;
 };
@@ -196,14 +196,12 @@ struct Parsed {
 Parsed parse(const Controller& ctrlr, Request* req) {
   const nvme::Sqe& cmd = req->cmd;
   Parsed p;
-  auto table = ctrlr.subsystem()->namespaces();
-  auto it = table->find(cmd.nsid);
-  if (it == table->end()) {
+  p.ch = group_of(req).lookup(*req->qpair, *ctrlr.subsystem(), cmd.nsid);
+  if (!p.ch) {
     p.status = Status::generic(nvme::sc::kInvalidNamespaceOrFormat).at(nvme::loc::kNsid);
     return p;
   }
-  p.ns = it->second;
-  const bdev::Bdev& b = *p.ns->bdev;
+  const bdev::Bdev& b = *p.ch->bdev;
   switch (cmd.opc) {
     case nop::kRead:
     case nop::kWrite:
@@ -239,8 +237,7 @@ Parsed parse(const Controller& ctrlr, Request* req) {
   return p;
 }
 
-void start(Request* req, const std::shared_ptr<const Namespace>& ns) {
-  NsChannel* c = group_of(req).get(ns);
+void start(Request* req, NsChannel* c) {
   group_of(req).start_io(c);
   req->ctrlr_word = reinterpret_cast<uint64_t>(c);
 }
@@ -257,7 +254,7 @@ void Controller::exec_io(Request* req) {
   };
   // A pending fused Compare must be followed by its Write at once; anything
   // else aborts it (NVMe Base 2.0, 3.4.2).
-  Request*& first = group_of(req).fused_first(req->qpair);
+  Request*& first = req->qpair->io.fused_first;
   if (first && cmd.fuse() != nvme::kFuseSecond) {
     Request* f = first;
     first = nullptr;
@@ -286,7 +283,7 @@ void Controller::exec_io(Request* req) {
     }
     return fail(p.status);
   }
-  const bdev::Bdev& b = *p.ns->bdev;
+  const bdev::Bdev& b = *p.ch->bdev;
 
   // Fused Compare and Write.
   if (cmd.fuse() == nvme::kFuseFirst) {
@@ -311,15 +308,15 @@ void Controller::exec_io(Request* req) {
     m->iov = {m->buf.data(), m->buf.size()};
     m->write = req;
     f->ctrlr_ctx = m;
-    start(f, p.ns);
+    start(f, p.ch);
     m->lock = std::make_shared<RangeLock>();
     m->lock->range = {p.slba, p.nlb};
     m->lock->owner = &req->qpair->reactor();
-    m->lock->ns = p.ns;
+    m->lock->ns = p.ch->ns;
     m->lock->granted = [f, slba = p.slba, nlb = p.nlb] {
       submit(f, bdev::IoType::kRead, slba, nlb, &steps_of(f)->iov, 1);
     };
-    p.ns->range_locks->acquire(m->lock);
+    p.ch->ns->range_locks->acquire(m->lock);
     return;
   }
 
@@ -338,14 +335,14 @@ void Controller::exec_io(Request* req) {
         req->iovcnt = i;
         req->length = static_cast<uint32_t>(bytes);
       }
-      start(req, p.ns);
+      start(req, p.ch);
       submit(req, cmd.opc == nop::kRead ? bdev::IoType::kRead : bdev::IoType::kWrite, p.slba, p.nlb,
              req->iov, req->iovcnt);
       return;
     }
     case nop::kFlush:
       if (!b.supports(bdev::IoType::kFlush)) return fail(Status::success());
-      start(req, p.ns);
+      start(req, p.ch);
       submit(req, bdev::IoType::kFlush, 0, b.num_blocks(), nullptr, 0);
       return;
     case nop::kCompare: {
@@ -353,12 +350,12 @@ void Controller::exec_io(Request* req) {
       m->buf.resize(p.nlb * b.block_size());
       m->iov = {m->buf.data(), m->buf.size()};
       req->ctrlr_ctx = m;
-      start(req, p.ns);
+      start(req, p.ch);
       submit(req, bdev::IoType::kRead, p.slba, p.nlb, &m->iov, 1);
       return;
     }
     case nop::kWriteZeroes: {
-      start(req, p.ns);
+      start(req, p.ch);
       if (b.supports(bdev::IoType::kWriteZeroes)) {
         submit(req, bdev::IoType::kWriteZeroes, p.slba, p.nlb, nullptr, 0);
         return;
@@ -387,7 +384,7 @@ void Controller::exec_io(Request* req) {
         return fail(Status::success());
       }
       req->ctrlr_ctx = m;
-      start(req, p.ns);
+      start(req, p.ch);
       if (!next_step(req)) finish(req, Status::success());
       return;
     }

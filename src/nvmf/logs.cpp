@@ -60,14 +60,14 @@ Controller::Result Controller::get_log_page(Request* req) {
       s.available_spare = 100;
       s.available_spare_threshold = 10;
       // Data units are thousands of 512-byte units, rounded up.
-      s.data_units_read[0] = (smart_.units_read.load() + 999) / 1000;
-      s.data_units_written[0] = (smart_.units_written.load() + 999) / 1000;
-      s.host_read_commands[0] = smart_.read_cmds.load();
-      s.host_write_commands[0] = smart_.write_cmds.load();
-      s.controller_busy_time[0] = smart_.busy_us.load() / 60000000;
+      SmartCounts c = smart_counts();
+      s.data_units_read[0] = (c.units_read + 999) / 1000;
+      s.data_units_written[0] = (c.units_written + 999) / 1000;
+      s.host_read_commands[0] = c.read_cmds;
+      s.host_write_commands[0] = c.write_cmds;
       s.power_cycles[0] = 1;
       s.power_on_hours[0] = (now_us() - created_us_) / 3600000000ull;
-      s.media_errors[0] = smart_.media_errors.load();
+      s.media_errors[0] = c.media_errors;
       {
         std::lock_guard lk(err_mu_);
         s.num_error_log_entries[0] = error_count_;

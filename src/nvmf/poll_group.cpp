@@ -63,6 +63,21 @@ NsChannel* PollGroup::get(const std::shared_ptr<const Namespace>& ns) {
   return raw;
 }
 
+NsChannel* PollGroup::lookup_slow(Qpair& qp, const Subsystem& s, uint32_t nsid) {
+  // Namespace IDs beyond this are looked up every time (rare: SPDK's
+  // default subsystem holds 32).
+  constexpr uint32_t kMaxCachedNsid = 4096;
+  auto table = s.namespaces();
+  auto it = table->find(nsid);
+  if (it == table->end()) return nullptr;
+  NsChannel* c = get(it->second);
+  if (nsid - 1 < kMaxCachedNsid) {
+    if (qp.io.channels.size() < nsid) qp.io.channels.resize(nsid, nullptr);
+    qp.io.channels[nsid - 1] = c;
+  }
+  return c;
+}
+
 NsChannel* PollGroup::find(const Namespace* ns) const {
   auto it = by_ns_.find(ns);
   return it == by_ns_.end() ? nullptr : it->second.get();

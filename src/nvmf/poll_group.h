@@ -1,29 +1,26 @@
 // Per-reactor I/O state of the controller layer: one bdev Channel per
-// namespace, opened lazily on the first I/O a reactor runs against it, and
-// the pending first half of fused commands per qpair. Owned by its reactor
-// (Reactor::local) and touched only on its thread, so the I/O path takes no
-// lock.
+// namespace, opened lazily on the first I/O a reactor runs against it.
+// Owned by its reactor (Reactor::local) and touched only on its thread, so
+// the I/O path takes no lock.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "bdev/bdev.h"
 #include "nvmf/range_lock.h"
 #include "nvmf/request.h"
 #include "nvmf/subsystem.h"
+#include "nvmf/transport.h"
 
 namespace nvemu {
 class Reactor;
 }
 
 namespace nvemu::nvmf {
-
-class Qpair;
 
 // A namespace as one reactor sees it. Each in-flight request holds the entry
 // (inflight count), and the entry holds the Namespace and its bdev, so a
@@ -57,10 +54,27 @@ class PollGroup {
   explicit PollGroup(Reactor& r) : reactor_(r) {}
   ~PollGroup();
 
-  // The poll group of reactor r, and of the calling reactor.
+  // The poll group of reactor r, of the calling reactor, and of qp's.
   static PollGroup& of(Reactor& r);
   static PollGroup& current();
+  static PollGroup& of(Qpair& qp) {
+    if (!qp.io.group) qp.io.group = &of(qp.reactor());
+    return *qp.io.group;
+  }
 
+  // The channel for namespace nsid of s as qpair qp (on this reactor) sees
+  // it, or nullptr when s has no such namespace. Cached in qp until s
+  // publishes a new namespace table, so the common case is two loads.
+  NsChannel* lookup(Qpair& qp, const Subsystem& s, uint32_t nsid) {
+    Qpair::IoState& io = qp.io;
+    uint64_t g = s.ns_generation();
+    if (io.generation != g) {
+      io.channels.clear();
+      io.generation = g;
+    }
+    if (nsid - 1 < io.channels.size() && io.channels[nsid - 1]) return io.channels[nsid - 1];
+    return lookup_slow(qp, s, nsid);
+  }
   // The channel for ns on this reactor, opened on first use. Never null.
   NsChannel* get(const std::shared_ptr<const Namespace>& ns);
   // The open channel for ns, or nullptr.
@@ -92,14 +106,9 @@ class PollGroup {
   void on_locked(const std::shared_ptr<RangeLock>& lock);
   void on_unlocked(const std::shared_ptr<RangeLock>& lock);
 
-  // Fused Compare and Write: the first half waits here for the second.
-  Request*& fused_first(Qpair* qp) { return fused_[qp]; }
-  // A qpair left this reactor: forget its state and close channels of
-  // namespaces nobody references any more (subsystem deleted).
-  void forget_qpair(Qpair* qp) {
-    fused_.erase(qp);
-    prune();
-  }
+  // A qpair left this reactor: close channels of namespaces nobody
+  // references any more (subsystem deleted).
+  void qpair_gone() { prune(); }
   // Closes idle channels whose namespace only this poll group still holds.
   void prune();
 
@@ -118,13 +127,13 @@ class PollGroup {
     if (req->write_next) req->write_next->write_prev = req->write_prev;
     req->write_prev = req->write_next = nullptr;
   }
+  NsChannel* lookup_slow(Qpair& qp, const Subsystem& s, uint32_t nsid);
   void acknowledge_drained(NsChannel* c);
   NsChannel* find_any(const Namespace* ns) const;  // open or dying
 
   Reactor& reactor_;
   std::map<const Namespace*, std::unique_ptr<NsChannel>> by_ns_;
   std::vector<std::unique_ptr<NsChannel>> dying_;
-  std::unordered_map<Qpair*, Request*> fused_;
 };
 
 }  // namespace nvemu::nvmf

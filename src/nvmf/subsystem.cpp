@@ -102,6 +102,7 @@ std::vector<ListenAddress> Subsystem::listeners() const {
 void Subsystem::publish(NamespaceTable table) {
   std::atomic_store(&ns_table_, std::shared_ptr<const NamespaceTable>(
                                     std::make_shared<NamespaceTable>(std::move(table))));
+  ns_generation_.fetch_add(1, std::memory_order_release);
 }
 
 uint32_t Subsystem::add_namespace(Namespace ns, std::string* error) {

@@ -91,6 +91,9 @@ class Subsystem {
   uint32_t add_namespace(Namespace ns, std::string* error);
   bool remove_namespace(uint32_t nsid);
   std::shared_ptr<const NamespaceTable> namespaces() const { return std::atomic_load(&ns_table_); }
+  // Bumped after each new namespace table is published: the I/O path keeps
+  // its lookups until it changes (acquire: the new table is then visible).
+  uint64_t ns_generation() const { return ns_generation_.load(std::memory_order_acquire); }
   std::shared_ptr<const Namespace> find_namespace(uint32_t nsid) const;
 
   // Controllers. Connect (on any reactor) registers; the controller
@@ -112,6 +115,7 @@ class Subsystem {
   std::set<std::string> hosts_;
   std::vector<ListenAddress> listeners_;
   std::shared_ptr<const NamespaceTable> ns_table_;
+  std::atomic<uint64_t> ns_generation_{0};
   std::map<uint16_t, std::weak_ptr<Controller>> controllers_;
   uint16_t next_cntlid_ = 1;
 };

@@ -6,10 +6,12 @@
 // transports whose queues live in host memory (PCIe), through QueueHost.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "nvme/sqe.h"
 #include "nvmf/request.h"
@@ -22,6 +24,8 @@ class Reactor;
 namespace nvemu::nvmf {
 
 class Controller;
+struct NsChannel;
+class PollGroup;
 
 // Options every transport takes (nvmf_create_transport, SPDK names).
 struct TransportOpts {
@@ -62,6 +66,24 @@ class Qpair {
   virtual void disconnect() = 0;
   virtual std::string trtype() const = 0;
   virtual nlohmann::json peer_json() const { return nlohmann::json::object(); }
+
+  // ---- Controller-private: the I/O path's per-queue state (nvmf/io.cpp) ----
+  // Touched only on this qpair's reactor; transports leave it alone.
+  struct IoState {
+    PollGroup* group = nullptr;  // this reactor's, once looked up
+    // Namespace channels by nsid - 1, valid while the subsystem's
+    // namespace generation equals `generation`.
+    uint64_t generation = ~uint64_t{0};
+    std::vector<NsChannel*> channels;
+    // Fused Compare and Write: the first half waits here for the second.
+    Request* fused_first = nullptr;
+    // SMART counters of this queue: one writer, read by the controller
+    // (Get Log Page) from its own reactor, folded into its totals when the
+    // queue goes.
+    std::atomic<uint64_t> units_read{0}, units_written{0};  // 512-byte units
+    std::atomic<uint64_t> read_cmds{0}, write_cmds{0}, media_errors{0};
+  };
+  IoState io;
 
  protected:
   void set_qid(uint16_t qid) { qid_ = qid; }

@@ -45,6 +45,10 @@ Reactor* Reactor::current() {
   return t_current;
 }
 
+uint64_t Reactor::loop_us() {
+  return t_current ? t_current->loop_now_us_ : now_us();
+}
+
 uint64_t Reactor::now_us() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -206,6 +210,7 @@ void Reactor::run() {
   LOG_NOTICE("reactor", "Reactor started on core {}", core_);
   uint64_t last_work = now_us();
   uint64_t mark = last_work;
+  loop_now_us_ = last_work;
   while (!stop_) {
     int work = run_messages() + run_pollers();
     uint64_t now = now_us();
@@ -218,6 +223,7 @@ void Reactor::run() {
     // instead of paying an epoll wake-up.
     int events = wait_events(timeout);
     uint64_t after = now_us();
+    loop_now_us_ = after;
     if (events > 0) last_work = after;
     if (spin || timeout == 0)
       busy_us_.fetch_add(after - mark, std::memory_order_relaxed);
@@ -250,6 +256,7 @@ void Reactor::destroy_locals() {
 int Reactor::poll_once() {
   Reactor* prev = t_current;
   t_current = this;
+  loop_now_us_ = now_us();
   int work = run_messages() + run_pollers();
   run_timers(now_us());
   t_current = prev;

@@ -74,6 +74,10 @@ class Reactor {
   void join();
 
   static uint64_t now_us();
+  // The calling reactor's clock as of its current loop pass (read once per
+  // pass, when it woke or finished polling), or now_us() off-reactor. For
+  // per-I/O timestamps that need no more than a pass's resolution.
+  static uint64_t loop_us();
 
   // Per-reactor state of a layer above (the controller's poll group): one T
   // per reactor, made on first use as T(*this), touched only on this
@@ -144,6 +148,7 @@ class Reactor {
   std::atomic<uint64_t> busy_us_{0};
   std::atomic<uint64_t> idle_us_{0};
   std::vector<std::unique_ptr<LocalBase>> locals_;
+  uint64_t loop_now_us_ = 0;
 };
 
 template <typename T>

@@ -50,13 +50,14 @@ int DmaTable::map(uint64_t iova, uint64_t size, int fd, uint64_t offset, uint32_
   }
   if (next != regions_.begin()) {
     auto prev = std::prev(next);
-    if (prev->first + prev->second->size > iova) {
+    if (prev->first + prev->second.get()->size > iova) {
       *why = fmt::format("DMA_MAP of {:#x}+{:#x} overlaps the mapping at {:#x}", iova, size,
                          prev->first);
       return EEXIST;
     }
   }
-  auto r = std::make_shared<DmaRegion>();
+  DmaRef ref(new DmaRegion);
+  DmaRegion* r = ref.get();
   r->iova = iova;
   r->size = size;
   r->readable = flags & kDmaMapRead;
@@ -80,7 +81,7 @@ int DmaTable::map(uint64_t iova, uint64_t size, int fd, uint64_t offset, uint32_
     }
     r->base = static_cast<uint8_t*>(p);
   }
-  regions_.emplace(iova, std::move(r));
+  regions_.emplace(iova, std::move(ref));
   return 0;
 }
 
@@ -94,7 +95,7 @@ int DmaTable::unmap(uint64_t iova, uint64_t size, uint64_t* unmapped, std::strin
   auto first = regions_.lower_bound(iova);
   if (first != regions_.begin()) {
     auto prev = std::prev(first);
-    if (prev->first + prev->second->size > iova) {
+    if (prev->first + prev->second.get()->size > iova) {
       *why = fmt::format("DMA_UNMAP of {:#x}+{:#x} splits the mapping at {:#x}", iova, size,
                          prev->first);
       return EINVAL;
@@ -102,7 +103,7 @@ int DmaTable::unmap(uint64_t iova, uint64_t size, uint64_t* unmapped, std::strin
   }
   auto last = first;
   while (last != regions_.end() && last->first < end) {
-    if (last->first + last->second->size > end) {
+    if (last->first + last->second.get()->size > end) {
       *why = fmt::format("DMA_UNMAP of {:#x}+{:#x} splits the mapping at {:#x}", iova, size,
                          last->first);
       return EINVAL;
@@ -110,33 +111,45 @@ int DmaTable::unmap(uint64_t iova, uint64_t size, uint64_t* unmapped, std::strin
     ++last;
   }
   for (auto it = first; it != last; ++it) {
-    it->second->removed = true;
-    *unmapped += it->second->size;
+    it->second.get()->removed = true;
+    *unmapped += it->second.get()->size;
   }
-  // In-flight requests keep their shared_ptr; the munmap happens when the
-  // last one completes.
+  // In-flight requests keep their DmaRef; the munmap happens when the last
+  // one completes.
+  last_ = nullptr;
   regions_.erase(first, last);
   return 0;
 }
 
 void DmaTable::unmap_all() {
-  for (auto& [_, r] : regions_) r->removed = true;
+  for (auto& [_, r] : regions_) r.get()->removed = true;
+  last_ = nullptr;
   regions_.clear();
+}
+
+const DmaRegion* DmaTable::find(uint64_t iova) const {
+  if (last_ && iova - last_->iova < last_->size) return last_;
+  auto it = regions_.upper_bound(iova);
+  if (it == regions_.begin()) return nullptr;
+  --it;
+  const DmaRegion* r = it->second.get();
+  if (iova - r->iova >= r->size) return nullptr;
+  last_ = r;
+  return r;
 }
 
 uint8_t* DmaTable::translate_prefix(uint64_t iova, uint64_t len, bool write, uint64_t* got,
                                     DmaRef* ref) const {
   *got = 0;
   if (len == 0) return nullptr;
-  auto it = regions_.upper_bound(iova);
-  if (it == regions_.begin()) return nullptr;
-  --it;
-  const DmaRegion& r = *it->second;
+  const DmaRegion* found = find(iova);
+  if (!found) return nullptr;
+  const DmaRegion& r = *found;
   uint64_t off = iova - r.iova;
-  if (off >= r.size || !r.base) return nullptr;
+  if (!r.base) return nullptr;
   if (write ? !r.writable : !r.readable) return nullptr;
   *got = std::min(len, r.size - off);
-  if (ref) *ref = DmaRef(it->second);
+  if (ref) *ref = DmaRef(const_cast<DmaRegion*>(found));
   return r.base + off;
 }
 

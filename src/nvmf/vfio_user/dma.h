@@ -7,37 +7,55 @@
 // from the lookup table at once (new translations fail with a Data
 // Transfer Error), but the munmap waits until the last reference drops, so
 // an in-flight bdev read never writes into unmapped memory. Owner reactor
-// only; no locks.
+// only: no locks, and the reference counts are plain integers.
 #pragma once
 
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <string>
+#include <utility>
 
 namespace nvemu::vfio_user {
 
 struct DmaRegion {
+  DmaRegion() = default;
+  DmaRegion(const DmaRegion&) = delete;
+  DmaRegion& operator=(const DmaRegion&) = delete;
+  ~DmaRegion();
+
   uint64_t iova = 0;
   uint64_t size = 0;
   uint8_t* base = nullptr;  // nullptr: mapped without an fd (not reachable here)
   bool writable = false;
   bool readable = false;
   bool removed = false;
-  ~DmaRegion();
+  uint32_t refs = 0;  // DmaRefs, the table's own included
 };
 
-// A counted reference that keeps a region's mapping alive.
+// A counted reference that keeps a region's mapping alive; the region (and
+// its mapping) goes with the last one.
 class DmaRef {
  public:
   DmaRef() = default;
-  explicit DmaRef(std::shared_ptr<DmaRegion> r) : r_(std::move(r)) {}
-  DmaRegion* get() const { return r_.get(); }
-  void reset() { r_.reset(); }
+  explicit DmaRef(DmaRegion* r) : r_(r) {
+    if (r_) ++r_->refs;
+  }
+  DmaRef(const DmaRef& o) : DmaRef(o.r_) {}
+  DmaRef(DmaRef&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
+  DmaRef& operator=(DmaRef o) noexcept {
+    std::swap(r_, o.r_);
+    return *this;
+  }
+  ~DmaRef() { reset(); }
+  DmaRegion* get() const { return r_; }
+  void reset() {
+    if (r_ && --r_->refs == 0) delete r_;
+    r_ = nullptr;
+  }
   explicit operator bool() const { return r_ != nullptr; }
 
  private:
-  std::shared_ptr<DmaRegion> r_;  // mapping dropped with the last owner
+  DmaRegion* r_ = nullptr;
 };
 
 class DmaTable {
@@ -69,7 +87,12 @@ class DmaTable {
   size_t count() const { return regions_.size(); }
 
  private:
-  std::map<uint64_t, std::shared_ptr<DmaRegion>> regions_;  // by iova
+  const DmaRegion* find(uint64_t iova) const;
+
+  std::map<uint64_t, DmaRef> regions_;  // by iova
+  // The region of the last translation: guests map their RAM in a few big
+  // regions, so nearly every lookup hits it.
+  mutable const DmaRegion* last_ = nullptr;
 };
 
 }  // namespace nvemu::vfio_user

@@ -91,6 +91,7 @@ Status Queues::make_sq(uint16_t qid, uint32_t size, uint64_t addr, uint16_t cqid
   sq->base_ = reinterpret_cast<nvme::Sqe*>(p);
   sq->mem_ = std::move(ref);
   reset_doorbell(2u * qid);  // tail 0, as for the CQ head
+  sq->cq_ = find_cq(cqid);
   Sq* raw = sq.get();
   sqs_[qid] = std::move(sq);
   find_cq(cqid)->sq_count++;
@@ -262,7 +263,7 @@ void Queues::on_complete(Sq& sq, nvmf::Request* req) {
   sq.inflight_--;
   if (sq.qid() == 0 && req->cmd.opc == kOpcAer) sq.aers_--;
   static_cast<Sq::Ctx*>(req->transport_ctx)->refs.clear();
-  Cq* cq = sq.deleted_ ? nullptr : find_cq(sq.cqid_);
+  Cq* cq = sq.deleted_ ? nullptr : sq.cq_;
   if (!cq || failed_) {
     release(sq, req);
     return;
@@ -299,7 +300,7 @@ void Queues::dispatch(Sq& sq, const nvme::Sqe& sqe) {
   stats_.submitted++;
   bool admin = sq.qid() == 0;
   if (admin && sqe.opc == kOpcAer) sq.aers_++;
-  uint32_t len = ctrlr_->data_length(sqe, admin);
+  uint32_t len = ctrlr_->data_length(sqe, sq);
   if (len) {
     nvmf::XferDir dir = nvmf::xfer_dir_of(sqe.opc);
     if (dir == nvmf::XferDir::kNone || dir == nvmf::XferDir::kBidirectional) {
@@ -326,13 +327,18 @@ void Queues::dispatch(Sq& sq, const nvme::Sqe& sqe) {
 }
 
 bool Queues::fetch(Sq& sq, int* work) {
-  Cq* cq = find_cq(sq.cqid_);
+  Cq* cq = sq.cq_;
   if (!cq || !cq->overflow.empty()) return true;  // back-pressure: CQ full
   uint32_t tail = load_doorbell(2u * sq.qid());
   if (tail >= sq.sq_size()) {
     invalid_doorbell("SQ tail", sq.qid(), tail);
     return false;
   }
+  // The host wrote these entries from another core: ask for all of their
+  // cache lines now, so each one's transfer overlaps the work on the ones
+  // before it instead of stalling dispatch in turn.
+  for (uint32_t i = sq.head_; i != tail; i = i + 1 == sq.sq_size() ? 0 : i + 1)
+    __builtin_prefetch(&sq.base_[i]);
   while (sq.head_ != tail && !sq.free_.empty()) {
     nvme::Sqe sqe;
     std::memcpy(&sqe, &sq.base_[sq.head_], sizeof sqe);
@@ -364,7 +370,8 @@ int Queues::poll() {
   int work = 0;
   in_poll_ = true;
   // Queues the controller asked to drop.
-  std::vector<uint16_t> qids;
+  std::vector<uint16_t>& qids = poll_qids_;
+  qids.clear();
   for (auto& [qid, sq] : sqs_)
     if (sq->disconnect_requested_) qids.push_back(qid);
   for (uint16_t qid : qids) kill_sq(qid);

@@ -65,6 +65,7 @@ class Sq final : public nvmf::Qpair {
   };
   Queues& owner_;
   uint16_t cqid_;
+  Cq* cq_ = nullptr;  // its CQ, which outlives it while it is not deleted_
   nvme::Sqe* base_ = nullptr;
   DmaRef mem_;
   uint32_t head_ = 0;
@@ -150,6 +151,7 @@ class Queues final : public nvmf::QueueHost {
   std::map<uint16_t, std::unique_ptr<Sq>> sqs_;
   std::map<uint16_t, std::unique_ptr<Cq>> cqs_;
   std::vector<std::unique_ptr<Sq>> zombies_;
+  std::vector<uint16_t> poll_qids_;  // poll()'s scratch: no allocation per pass
   bool in_poll_ = false;
   bool quiesced_ = false;
   bool failed_ = false;

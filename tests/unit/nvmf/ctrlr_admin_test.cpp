@@ -288,6 +288,14 @@ TEST_F(AdminTest, SmartCountsIo) {
   EXPECT_EQ(s.data_units_read[0], 1u);
   EXPECT_EQ(s.temperature[0] | s.temperature[1] << 8, 308);
   EXPECT_EQ(s.power_cycles[0], 1u);
+  // The counts are per queue; a queue that goes leaves them with the
+  // controller, and a new queue adds to them.
+  q.destroy();
+  auto& q2 = add_io_queue(2);
+  run(q2, sqe(nvme::nvm_opc::kRead, 1, 0, 0, 7), buf.size());
+  s = as_struct<nvme::SmartLog>(get_log(nvme::lid::kSmartHealth, 512)->data);
+  EXPECT_EQ(s.host_write_commands[0], 3u);
+  EXPECT_EQ(s.host_read_commands[0], 2u);
 }
 
 }  // namespace

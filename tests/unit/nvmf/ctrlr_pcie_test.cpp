@@ -80,8 +80,10 @@ TEST_F(CtrlrTest, PcieRegistersAndQueueCommands) {
   std::memcpy(&id, r->data.data(), sizeof id);
   EXPECT_EQ(id.ioccsz, 0u);
   EXPECT_EQ(id.sgls, 0u);
-  EXPECT_EQ(c->data_length(sqe(nvme::nvm_opc::kRead, 1, 0, 0, 7), false), 8 * kBlockSize);
-  EXPECT_EQ(c->data_length(sqe(nvme::admin_opc::kGetLogPage, 0, 2 | (127u << 16)), true), 512u);
+  LoopbackQpair q1(reactor, 1);
+  EXPECT_EQ(c->data_length(sqe(nvme::nvm_opc::kRead, 1, 0, 0, 7), q1), 8 * kBlockSize);
+  EXPECT_EQ(c->data_length(sqe(nvme::nvm_opc::kRead, 9, 0, 0, 7), q1), 0u);  // no namespace 9
+  EXPECT_EQ(c->data_length(sqe(nvme::admin_opc::kGetLogPage, 0, 2 | (127u << 16)), q0), 512u);
   // Shutdown, then reset.
   c->write_register(nvme::reg::kCc, kCcEnable | (1u << 14), 4);
   EXPECT_TRUE(host.shut);
