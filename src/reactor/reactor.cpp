@@ -128,6 +128,15 @@ int Reactor::run_messages() {
   return n;
 }
 
+void Reactor::run_deferred() {
+  // A deferred function may defer again: run until none is left.
+  while (!deferred_.empty()) {
+    running_deferred_.swap(deferred_);
+    for (Msg& fn : running_deferred_) fn();
+    running_deferred_.clear();
+  }
+}
+
 int Reactor::run_pollers() {
   int work = 0;
   // Pollers added during this pass run from the next one.
@@ -213,6 +222,7 @@ void Reactor::run() {
   loop_now_us_ = last_work;
   while (!stop_) {
     int work = run_messages() + run_pollers();
+    run_deferred();
     uint64_t now = now_us();
     run_timers(now);
     if (work > 0) last_work = now;
@@ -222,6 +232,7 @@ void Reactor::run() {
     // next request of a queue-depth-1 stream finds the reactor awake
     // instead of paying an epoll wake-up.
     int events = wait_events(timeout);
+    run_deferred();
     uint64_t after = now_us();
     loop_now_us_ = after;
     if (events > 0) last_work = after;
@@ -258,6 +269,7 @@ int Reactor::poll_once() {
   t_current = this;
   loop_now_us_ = now_us();
   int work = run_messages() + run_pollers();
+  run_deferred();
   run_timers(now_us());
   t_current = prev;
   return work;

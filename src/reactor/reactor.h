@@ -49,6 +49,10 @@ class Reactor {
   void request_stop();
 
   // Owner thread only.
+  // Runs fn later in this loop pass: after the pollers, or after the fd
+  // handlers when called from one. Lets work that many completions of one
+  // pass trigger (a socket flush, an interrupt) happen once per pass.
+  void defer(Msg fn) { deferred_.push_back(std::move(fn)); }
   PollerId add_poller(PollFn fn);
   void remove_poller(PollerId id);
   // `busy`: whether an event on this fd counts as work that keeps the reactor
@@ -107,6 +111,7 @@ class Reactor {
   void destroy_locals();
 
   int run_messages();
+  void run_deferred();
   int run_pollers();
   void run_timers(uint64_t now);
   int next_timeout_ms(uint64_t now) const;
@@ -149,6 +154,7 @@ class Reactor {
   std::atomic<uint64_t> idle_us_{0};
   std::vector<std::unique_ptr<LocalBase>> locals_;
   uint64_t loop_now_us_ = 0;
+  std::vector<Msg> deferred_, running_deferred_;
 };
 
 template <typename T>

@@ -108,6 +108,7 @@ class TcpConnection final : public Qpair,
   void enqueue(SendItem* item);
   void flush();
   void flush_locked();
+  void request_flush();
   void on_sent(SendItem* item);
   void want_write(bool on);
   void update_events();
@@ -157,6 +158,7 @@ class TcpConnection final : public Qpair,
   size_t send_off_ = 0;  // bytes of send_head_ already written
   bool want_write_ = false;
   bool flushing_ = false;
+  bool flush_deferred_ = false;  // a flush is queued for the end of this pass
   SendItem icresp_item_;
   alignas(8) uint8_t icresp_buf_[sizeof(ICResp)];
   SendItem term_item_;

@@ -86,14 +86,28 @@ void TcpConnection::complete(Request* req) {
     return;
   }
   queue_response(tr);
-  if (!in_rx_) flush();
+  request_flush();
 }
 
 void TcpConnection::complete_locally(TcpRequest* tr, nvme::Status st) {
   tr->req.status = st;
   tr->local_status = true;
   queue_response(tr);
-  if (!in_rx_) flush();
+  request_flush();
+}
+
+void TcpConnection::request_flush() {
+  // In a receive batch on_readable() flushes at its end; otherwise the
+  // PDUs of one reactor pass (a bdev completes a batch at once) go out in
+  // one sendmsg at the end of the pass.
+  if (in_rx_ || flush_deferred_) return;
+  flush_deferred_ = true;
+  reactor().defer([weak = weak_from_this()] {
+    if (auto self = weak.lock()) {
+      self->flush_deferred_ = false;
+      self->flush();
+    }
+  });
 }
 
 void TcpConnection::queue_r2t(TcpRequest* tr) {
@@ -104,7 +118,7 @@ void TcpConnection::queue_r2t(TcpRequest* tr) {
   tr->send.kind = SendItem::Kind::kR2T;
   tr->send.add(tr->hdr, n);
   enqueue(&tr->send);
-  if (!in_rx_) flush();
+  request_flush();
 }
 
 void TcpConnection::queue_response(TcpRequest* tr) {

@@ -7,6 +7,7 @@
 #include "nvmf/controller.h"
 #include "nvmf/fabrics.h"
 #include "nvmf/vfio_user/pci_config.h"
+#include "reactor/reactor.h"
 
 namespace nvemu::vfio_user {
 
@@ -51,7 +52,9 @@ nlohmann::json Sq::peer_json() const {
 
 Queues::Queues(Reactor& reactor, Irqs& irqs) : reactor_(reactor), irqs_(irqs) {}
 
-Queues::~Queues() = default;
+Queues::~Queues() {
+  *alive_ = nullptr;  // a deferred interrupt flush finds us gone
+}
 
 uint32_t Queues::load_doorbell(uint32_t index) const {
   return __atomic_load_n(&doorbells_[index], __ATOMIC_ACQUIRE);
@@ -275,7 +278,17 @@ void Queues::on_complete(Sq& sq, nvmf::Request* req) {
     return;
   }
   release(sq, req);
-  if (!in_poll_) flush_irqs();
+  // Completions outside poll() (a bdev poller, an io_uring event) come in
+  // batches: raise each CQ's vector once, at the end of the pass.
+  if (!in_poll_ && !irq_flush_deferred_) {
+    irq_flush_deferred_ = true;
+    reactor_.defer([alive = alive_] {
+      if (Queues* q = *alive) {
+        q->irq_flush_deferred_ = false;
+        q->flush_irqs();
+      }
+    });
+  }
 }
 
 void Queues::flush_irqs() {

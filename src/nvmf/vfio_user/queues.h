@@ -153,6 +153,8 @@ class Queues final : public nvmf::QueueHost {
   std::vector<std::unique_ptr<Sq>> zombies_;
   std::vector<uint16_t> poll_qids_;  // poll()'s scratch: no allocation per pass
   bool in_poll_ = false;
+  bool irq_flush_deferred_ = false;
+  std::shared_ptr<Queues*> alive_ = std::make_shared<Queues*>(this);
   bool quiesced_ = false;
   bool failed_ = false;
   QueueStats stats_;
