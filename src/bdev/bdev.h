@@ -44,6 +44,11 @@ struct BdevIo {
   IoCallback cb = nullptr;  // may run before submit() returns
   void* ctx = nullptr;      // the caller's
   uint64_t submit_us = 0;   // set by Channel::submit, for latency stats
+  // Reads: the caller can use the data where it lies (it keeps the Bdev
+  // alive until done with it). A memory-backed bdev then sets `direct` to
+  // its own copy of the blocks instead of filling iovs.
+  bool direct_ok = false;
+  struct iovec direct {};
 };
 
 // Per-channel counters: written only by the channel's reactor, read by RPC.

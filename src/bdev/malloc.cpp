@@ -63,7 +63,7 @@ class MallocChannel final : public Channel {
 
  protected:
   void do_submit(BdevIo* io) override {
-    if (!reactor_) {
+    if (!reactor_ || (io->direct_ok && io->type == IoType::kRead)) {
       execute(io);
       return;
     }
@@ -96,6 +96,12 @@ class MallocChannel final : public Channel {
     const uint64_t len = io->num_blocks * bs;
     switch (io->type) {
       case IoType::kRead:
+        if (io->direct_ok) {  // nothing to copy: the caller sends from here
+          io->direct = {p, len};
+          complete(io, IoStatus::kSuccess);
+          return;
+        }
+        [[fallthrough]];
       case IoType::kWrite: {
         uint64_t done = 0;
         for (int i = 0; i < io->iovcnt && done < len; ++i) {

@@ -85,6 +85,7 @@ void submit(Request* req, bdev::IoType type, uint64_t slba, uint64_t nlb, const 
   io.iovcnt = iovcnt;
   io.cb = io_done;
   io.ctx = req;
+  io.direct_ok = req->direct_ok && type == bdev::IoType::kRead && !req->ctrlr_ctx;
   NsChannel* c = channel_of(req);
   if (modifies(type)) {
     MultiStep* m = steps_of(req);
@@ -161,6 +162,12 @@ void io_done(bdev::BdevIo* io, bdev::IoStatus st) {
     return;
   }
   if (modifies(io->type)) group_of(req).write_done(channel_of(req), req);
+  if (io->direct.iov_base && st == bdev::IoStatus::kSuccess) {
+    // The data stays in the bdev: the transport sends it from there.
+    req->iov[0] = io->direct;
+    req->iovcnt = 1;
+    req->data_hold = channel_of(req)->bdev;
+  }
   Status s = map_io_status(st);
   MultiStep* m = steps_of(req);
   if (!m || req->cmd.opc != nop::kCompare) count(req, s);

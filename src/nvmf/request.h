@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <memory>
 
 #include "bdev/bdev.h"
 #include "nvme/sqe.h"
@@ -48,6 +49,12 @@ struct Request {
   uint32_t length = 0;
   XferDir xfer = XferDir::kNone;
 
+  // Transport: a read's data may be left where the bdev holds it (memory
+  // bdevs): the controller then points iov at it and sets data_hold, which
+  // the transport drops (data_hold.reset()) once it has sent the data.
+  bool direct_ok = false;
+  std::shared_ptr<void> data_hold;
+
   // Controller-private scratch, so the I/O path allocates nothing.
   bdev::BdevIo bdev_io{};
   void* ctrlr_ctx = nullptr;
@@ -69,6 +76,8 @@ struct Request {
     ctrlr_ctx = nullptr;
     ctrlr_word = 0;
     fused_partner = nullptr;
+    direct_ok = false;
+    data_hold.reset();
   }
   // Copy helpers between the flat buffer a command handler builds (Identify
   // data, a log page) and the request's iovecs. Return bytes copied.

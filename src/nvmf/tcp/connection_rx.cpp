@@ -211,6 +211,7 @@ void TcpConnection::handle_capsule_header() {
   free_.pop_back();
   tr->req.reset();
   tr->req.cmd = c.sqe;
+  tr->req.direct_ok = true;  // a C2HData PDU can carry data from anywhere
   tr->local_status = tr->ddgst_error = tr->r2t = false;
   tr->h2c_next = 0;
   tr->big_buf = nullptr;
@@ -318,6 +319,7 @@ void TcpConnection::execute(TcpRequest* tr) {
 }
 
 void TcpConnection::release(TcpRequest* tr) {
+  tr->req.data_hold.reset();  // sent: the bdev's memory is no longer needed
   if (tr->big_buf) {
     big_free_.push_back(tr->big_buf);
     tr->big_buf = nullptr;

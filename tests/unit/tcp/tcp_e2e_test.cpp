@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../nvmf/ctrlr_ram_bdev.h"
+#include "bdev/malloc.h"
 #include "host/tcp/host.h"
 #include "nvmf/target.h"
 #include "nvmf/tcp/pdu_codec.h"
@@ -175,6 +176,17 @@ class TcpE2E : public ::testing::Test {
     ns.nsid = 1;
     ns.bdev = b;
     ASSERT_EQ(subsys_->add_namespace(ns, &err), 1u) << err;
+    // And a malloc one: reads of memory bdevs are sent from the bdev itself.
+    bdev::MallocParams mp;
+    mp.name = "TcpMalloc0";
+    mp.num_blocks = kBlocks;
+    mp.block_size = kBlockSize;
+    malloc_ = bdev::create_malloc_bdev(mp, &err);
+    ASSERT_TRUE(malloc_) << err;
+    nvmf::Namespace ns2;
+    ns2.nsid = 2;
+    ns2.bdev = malloc_;
+    ASSERT_EQ(subsys_->add_namespace(ns2, &err), 2u) << err;
 
     nvmf::TransportOpts o;
     o.trtype = "TCP";
@@ -189,6 +201,7 @@ class TcpE2E : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     nvmf::Target::instance().clear();
+    malloc_.reset();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     auto& rs = ReactorSet::instance();
     rs.stop_all();
@@ -209,7 +222,7 @@ class TcpE2E : public ::testing::Test {
   }
 
   // Writes pattern buffers of the given sizes, reads them back, compares.
-  void write_read_verify(Host& h, Queue& q, const std::vector<uint32_t>& sizes) {
+  void write_read_verify(Host& h, Queue& q, const std::vector<uint32_t>& sizes, uint32_t nsid = 1) {
     std::mt19937 rng(1234);
     uint64_t lba = 0;
     for (uint32_t len : sizes) {
@@ -218,11 +231,11 @@ class TcpE2E : public ::testing::Test {
       uint32_t nlb = len / kBlockSize;
       IoWait w;
       w.pending = 1;
-      ASSERT_TRUE(host::tcp::submit_write(q, 1, lba, nlb, out.data(), len, IoWait::cb, &w));
+      ASSERT_TRUE(host::tcp::submit_write(q, nsid, lba, nlb, out.data(), len, IoWait::cb, &w));
       ASSERT_TRUE(q.wait([&] { return w.pending == 0; }, 5000)) << q.error();
       ASSERT_EQ(w.errors, 0) << "write of " << len << " bytes failed";
       w.pending = 1;
-      ASSERT_TRUE(host::tcp::submit_read(q, 1, lba, nlb, in.data(), len, IoWait::cb, &w));
+      ASSERT_TRUE(host::tcp::submit_read(q, nsid, lba, nlb, in.data(), len, IoWait::cb, &w));
       ASSERT_TRUE(q.wait([&] { return w.pending == 0; }, 5000)) << q.error();
       ASSERT_EQ(w.errors, 0);
       ASSERT_EQ(0, std::memcmp(out.data(), in.data(), len)) << "data mismatch, " << len << " bytes";
@@ -233,6 +246,7 @@ class TcpE2E : public ::testing::Test {
 
   static inline std::thread* main_thread_ = nullptr;
   static inline nvmf::Subsystem* subsys_ = nullptr;
+  static inline std::shared_ptr<bdev::Bdev> malloc_;
   static inline TcpTransport* transport_ = nullptr;
   static inline uint16_t port_ = 0;
   static inline nvmf::ListenAddress addr_;
@@ -263,6 +277,20 @@ TEST_P(TcpE2EDigest, WriteReadPattern) {
   EXPECT_EQ(q.ddgst(), dd);
   // In-capsule (512, 4096), R2T-sized (8 KiB .. 128 KiB).
   write_read_verify(h, q, {512, 4096, 8192, 65536, 131072, 4096 * 3});
+  // The malloc namespace: its reads leave the target straight from the
+  // bdev's memory (digests computed there too), and once sent, no request
+  // holds the bdev any more.
+  {  // a write opens the queue's channel to it
+    std::vector<uint8_t> buf(kBlockSize, 1);
+    IoWait w;
+    w.pending = 1;
+    ASSERT_TRUE(host::tcp::submit_write(q, 2, 0, 1, buf.data(), kBlockSize, IoWait::cb, &w));
+    ASSERT_TRUE(q.wait([&] { return w.pending == 0; }, 5000)) << q.error();
+  }
+  long before = malloc_.use_count();
+  write_read_verify(h, q, {4096, 8192, 131072}, 2);
+  EXPECT_TRUE(eventually([&] { return malloc_.use_count() == before; }))
+      << malloc_.use_count() << " references, " << before << " before";
 }
 
 INSTANTIATE_TEST_SUITE_P(Digests, TcpE2EDigest,
