@@ -239,19 +239,20 @@ bool Queues::refresh_cq_head(Cq& cq) {
 
 bool Queues::post(Cq& cq, Sq* sq, nvmf::Request* req) {
   if ((cq.tail + 1) % cq.size == cq.head && !refresh_cq_head(cq)) return false;
-  nvme::Cqe e{};
-  e.cdw0 = req->rsp.cdw0;
-  e.cdw1 = req->rsp.cdw1;
+  // Built as dwords and stored straight into the host's CQ: the entry is
+  // written once, in two stores and a release of the dword with the phase
+  // tag (the host must see the entry whole).
+  nvme::Cqe& e = req->rsp;
   e.sqhd = static_cast<uint16_t>(sq->head_);
   e.sqid = sq->qid();
   e.cid = req->cmd.cid;
   e.status = static_cast<uint16_t>(req->status.field() | (cq.phase ? 1 : 0));
-  req->rsp = e;
+  uint64_t dw01 = uint64_t{e.cdw0} | uint64_t{e.cdw1} << 32;
+  uint32_t dw2 = uint32_t{e.sqhd} | uint32_t{e.sqid} << 16;
+  uint32_t dw3 = uint32_t{e.cid} | uint32_t{e.status} << 16;
   auto* slot = reinterpret_cast<uint8_t*>(&cq.base[cq.tail]);
-  std::memcpy(slot, &e, 12);
-  uint32_t dw3;
-  std::memcpy(&dw3, reinterpret_cast<const uint8_t*>(&e) + 12, 4);
-  // The phase tag goes last: the host must see the entry whole.
+  std::memcpy(slot, &dw01, 8);
+  std::memcpy(slot + 8, &dw2, 4);
   __atomic_store_n(reinterpret_cast<uint32_t*>(slot + 12), dw3, __ATOMIC_RELEASE);
   if (++cq.tail == cq.size) {
     cq.tail = 0;
