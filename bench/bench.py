@@ -4,8 +4,11 @@
 Target pinned to core 0 (-m 0x1), initiator (nvemu-perf, or SPDK's perf) to
 core 1 (-c 0x2). For each repetition: start a fresh target, configure a
 512 MiB malloc namespace (Malloc0, 512 B blocks) on NVMe/TCP and vfio-user,
-run every case over every transport, stop it; with SPDK_DIR the same for
-SPDK's nvmf_tgt and perf, right after (interleaved by repetition). Then the
+run every case over every transport with every initiator, stop it. With
+SPDK_DIR the same for SPDK's nvmf_tgt in the same repetition (the two
+targets alternate which goes first), and each initiator (nvemu-perf and
+SPDK's perf, BENCH_INITIATORS) runs against both targets, so every
+nvemu/SPDK ratio compares two targets under the same initiator. Then the
 extras: one-core memcpy ceiling, idle CPU of a configured target, start-up
 to RPC-ready time, 1024 null namespaces attached one RPC each.
 
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -59,6 +63,66 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _busy_ticks():
+    """Busy CPU ticks of the whole machine (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return sum(v) - v[3] - v[4]
+
+
+def _proc_ticks(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0
+
+
+def _children_ticks():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (r.ru_utime + r.ru_stime) * os.sysconf("SC_CLK_TCK")
+
+
+class Foreign:
+    """CPU that processes other than the benchmark's own used over a window, in
+    % of one core: machine busy ticks minus the target's and the (waited-for)
+    initiator's. Measures how much a neighbour disturbed a run."""
+
+    def __init__(self, target_pid):
+        self.pid = target_pid
+        self.t0 = time.monotonic()
+        self.b0, self.p0, self.c0 = _busy_ticks(), _proc_ticks(target_pid), _children_ticks()
+
+    def pct(self):
+        dt = time.monotonic() - self.t0
+        ours = (_proc_ticks(self.pid) - self.p0) + (_children_ticks() - self.c0)
+        other = (_busy_ticks() - self.b0) - ours
+        return max(0.0, 100.0 * other / os.sysconf("SC_CLK_TCK") / max(dt, 1e-3))
+
+
+def wait_quiet(target_pid, max_pct, max_wait):
+    """With BENCH_QUIET_PCT set: before a run, wait (up to BENCH_QUIET_MAX_WAIT s)
+    until other processes use less than max_pct % of one core over 2 s."""
+    if max_pct is None:
+        return 0.0
+    t0 = time.monotonic()
+    said = False
+    while True:
+        f = Foreign(target_pid)
+        time.sleep(2)
+        pct = f.pct()
+        if pct < max_pct:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > max_wait:
+            log(f"machine still busy ({pct:.0f} % of a core by others) after {max_wait:.0f} s; "
+                "running anyway")
+            return time.monotonic() - t0
+        if not said:
+            log(f"waiting for a quiet machine: others use {pct:.0f} % of a core")
+            said = True
 
 
 class Rpc:
@@ -118,14 +182,14 @@ class Rpc:
 class Target:
     """nvemu-tgt (or SPDK's nvmf_tgt) pinned to core 0 with a private RPC socket."""
 
-    def __init__(self, binary, workdir, kind="nvemu", extra=()):
+    def __init__(self, binary, workdir, kind="nvemu", extra=(), env=None):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-", dir=workdir)
         self.sock = os.path.join(self.dir, "rpc.sock")
         self.log = open(os.path.join(self.dir, "tgt.log"), "wb")
         args = [binary, "-m", "0x1", "-r", self.sock, *extra]
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.rpc = Rpc(self.sock)
         self.rpc.connect(proc=self.proc)
         self.rpc.call("spdk_get_version" if kind == "nvemu" else "rpc_get_methods")
@@ -186,25 +250,87 @@ def run_nvemu_perf(perf, case, transport, port, vfu_dir, seconds, out_json):
             "p99_us": t["latency_us"]["p99"], "cmd": " ".join(cmd)}
 
 
+def spdk_env(spdk_dir):
+    """Environment for SPDK's binaries. A build against a packaged DPDK is a
+    shared-library build (configure turns --with-shared on) with no rpath:
+    its libspdk_*.so and libvfio-user.so need LD_LIBRARY_PATH."""
+    env = dict(os.environ)
+    libs = [os.path.join(spdk_dir, "build", "lib"),
+            os.path.join(spdk_dir, "build", "libvfio-user", "usr", "local", "lib"),
+            os.path.join(spdk_dir, "dpdk", "build", "lib")]
+    libs = [d for d in libs if os.path.isdir(d)]
+    if env.get("LD_LIBRARY_PATH"):
+        libs.append(env["LD_LIBRARY_PATH"])
+    env["LD_LIBRARY_PATH"] = ":".join(libs)
+    return env
+
+
+def spdk_bin(spdk_dir, *names):
+    """First existing SPDK binary of NAMES (paths under SPDK_DIR); SPDK moved
+    the examples to build/bin/spdk_nvme_* after v23.01."""
+    for n in names:
+        path = os.path.join(spdk_dir, n)
+        if os.path.exists(path):
+            return path
+    raise RuntimeError(f"none of {names} in SPDK_DIR={spdk_dir}: is it built?")
+
+
+def spdk_has_vfio_user(spdk_dir):
+    """SPDK_VFIOUSER=1/0 if set, else the build's CONFIG_VFIO_USER."""
+    if os.environ.get("SPDK_VFIOUSER") in ("0", "1"):
+        return os.environ["SPDK_VFIOUSER"] == "1"
+    try:
+        with open(os.path.join(spdk_dir, "mk", "config.mk")) as f:
+            return any(line.split("=", 1)[-1].strip() == "y" for line in f
+                       if line.startswith("CONFIG_VFIO_USER?=") or
+                       line.startswith("CONFIG_VFIO_USER="))
+    except OSError:
+        return False
+
+
+def check_hugepages(need_mib):
+    """SPDK's DPDK env allocates from hugetlbfs: fail early and clearly."""
+    info = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":", 1)
+            info[k] = v.split()
+    free_mib = int(info.get("HugePages_Free", ["0"])[0]) * int(
+        info.get("Hugepagesize", ["2048"])[0]) // 1024
+    if free_mib < need_mib:
+        raise RuntimeError(
+            f"SPDK needs about {need_mib} MiB of free hugepages, {free_mib} MiB are free: "
+            "e.g. echo 1024 > /proc/sys/vm/nr_hugepages (and mount hugetlbfs on "
+            "/dev/hugepages if it is not mounted); set it back to 0 afterwards")
+
+
 def run_spdk_perf(spdk_dir, case, transport, port, vfu_dir, seconds, out_txt):
-    """SPDK's perf; parses the 'Total' line of its table."""
+    """SPDK's perf; parses the 'Total' line of its table and, from -L's
+    summary, the 99th percentile."""
     name, pattern, size, qd = case
-    perf = os.path.join(spdk_dir, "build", "bin", "spdk_nvme_perf")
-    if not os.path.exists(perf):
-        perf = os.path.join(spdk_dir, "build", "examples", "perf")
-    cmd = [perf, "-q", str(qd), "-o", str(size), "-w", pattern, "-t", str(seconds), "-c", "0x2",
-           "-r", trid(transport, port, vfu_dir)]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+    perf = spdk_bin(spdk_dir, "build/bin/spdk_nvme_perf", "build/examples/perf")
+    # SPDK perf's -t takes whole seconds ("10.0" fails: "Converting a string to integer").
+    cmd = [perf, "-q", str(qd), "-o", str(size), "-w", pattern, "-t", str(max(1, round(seconds))),
+           "-c", "0x2", "-L", "-r", trid(transport, port, vfu_dir)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120,
+                       env=spdk_env(spdk_dir))
     with open(out_txt, "w") as f:
         f.write(" ".join(cmd) + "\n" + p.stdout + p.stderr)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+    res = None
+    p99 = float("nan")
     for line in p.stdout.splitlines():
         if line.startswith("Total"):
             v = line.split(":", 1)[1].split()
-            return {"iops": float(v[0]), "mibps": float(v[1]), "lat_us": float(v[2]),
-                    "cmd": " ".join(cmd)}
-    raise RuntimeError("no Total line in SPDK perf output")
+            res = {"iops": float(v[0]), "mibps": float(v[1]), "lat_us": float(v[2]),
+                   "cmd": " ".join(cmd)}
+        elif line.strip().startswith("99.00000%") and p99 != p99:  # first device's summary
+            p99 = float(line.split(":", 1)[1].strip().rstrip("us"))
+    if res is None:
+        raise RuntimeError("no Total line in SPDK perf output")
+    res["p99_us"] = p99
+    return res
 
 
 def machine():
@@ -271,89 +397,202 @@ def extras(bin_dir, work, reps, out):
     return res
 
 
+def _extras_md(x):
+    return ["", "| extra | value |", "|---|---|",
+            f"| memcpy 4 KiB, one core | {x['memcpy']['4k']['copies_per_s']:,.0f} copies/s "
+            f"({x['memcpy']['4k']['gib_per_s']:.1f} GiB/s) |",
+            f"| memcpy 128 KiB, one core | {x['memcpy']['128k']['copies_per_s']:,.0f} "
+            f"copies/s ({x['memcpy']['128k']['gib_per_s']:.1f} GiB/s) |",
+            f"| idle CPU, configured target, 10 s | {x['idle_cpu_percent']:.2f} % |",
+            f"| start-up to RPC-ready (--wait-for-rpc) | "
+            f"{x['startup_ms_wait_for_rpc']['median']:.1f} ms "
+            f"({x['startup_ms_wait_for_rpc']['min']:.1f}–"
+            f"{x['startup_ms_wait_for_rpc']['max']:.1f}) |",
+            f"| start-up to RPC-ready (no --wait-for-rpc) | "
+            f"{x['startup_ms_direct']['median']:.1f} ms "
+            f"({x['startup_ms_direct']['min']:.1f}–{x['startup_ms_direct']['max']:.1f}) |",
+            f"| attach 1024 null namespaces, one RPC each | "
+            f"{x['attach_1024_ns']['seconds'] * 1000:.0f} ms "
+            f"({x['attach_1024_ns']['per_rpc_us']:.0f} us/RPC, "
+            f"{x['attach_1024_ns']['namespaces']} attached) |"]
+
+
+# Issue #7's goals: (case, metric, bound per transport). "iops" is the
+# nvemu/SPDK IOPS ratio (at least), "lat" the average-latency ratio (at most).
+GOALS = [
+    ("randread-4k-qd32", "iops", {"TCP": 1.25, "VFIOUSER": 1.2}),
+    ("randread-4k-qd128", "iops", {"TCP": 1.25, "VFIOUSER": 1.2}),
+    ("randwrite-4k-qd32", "iops", {"TCP": 1.25, "VFIOUSER": 1.2}),
+    ("randread-4k-qd1", "lat", {"TCP": 0.9, "VFIOUSER": 0.9}),
+    ("read-128k-qd8", "iops", {"TCP": 1.0, "VFIOUSER": 1.0}),
+]
+
+
+def _goals_md(summary):
+    """The goal table, judged on SPDK perf as initiator (the issue's terms) and
+    shown for nvemu-perf too; each cell: median ratio (min-max over pairs)."""
+    inis = [i for i in ("spdk-perf", "nvemu-perf") if i in summary["initiators"]]
+    rows = {(r["initiator"], r["transport"], r["case"]): r for r in summary["matrix"]}
+    hdr = "| goal | transport | bound |" + "".join(f" {i} ratio | met? |" for i in inis)
+    lines = ["", "Goals (nvemu/SPDK, pairs of back-to-back runs):", "", hdr,
+             "|---|---|---|" + "---|---|" * len(inis)]
+    for case, metric, bounds in GOALS:
+        for tr, bound in bounds.items():
+            what = f"{case} {'avg latency' if metric == 'lat' else 'IOPS'}"
+            row = f"| {what} | {tr} | {'<=' if metric == 'lat' else '>='} {bound} |"
+            for ini in inis:
+                r = rows.get((ini, tr, case), {})
+                q = r.get("lat_ratio" if metric == "lat" else "ratio")
+                if not q:
+                    row += " – | – |"
+                    continue
+                ok = q["median"] <= bound if metric == "lat" else q["median"] >= bound
+                row += (f" {q['median']:.2f} ({q['min']:.2f}–{q['max']:.2f}) |"
+                        f" {'yes' if ok else 'no'} |")
+            lines.append(row)
+    x = summary.get("extras")
+    if x:
+        ok = x["idle_cpu_percent"] < 2.0
+        lines.append(f"| idle target CPU | both | < 2 % | {x['idle_cpu_percent']:.2f} % |"
+                     f" {'yes' if ok else 'no'} |" + " |  |" * (len(inis) - 1))
+    return lines
+
+
+def _ceiling_md(summary):
+    """vfio-user moves each I/O with one copy between the bdev and host memory:
+    nvemu's and SPDK's rates against one core's measured copy rate."""
+    x = summary.get("extras")
+    if not x:
+        return []
+    lines = ["", "vfio-user against the one-core copy ceiling (`nvemu-perf --memcpy-bench`):", "",
+             "| initiator | case | ceiling (copies/s) | nvemu | of ceiling | SPDK | of ceiling |",
+             "|---|---|---|---|---|---|---|"]
+    for r in summary["matrix"]:
+        if r["transport"] != "VFIOUSER" or r["case"].startswith("randread-4k-qd1"):
+            continue
+        cap = x["memcpy"]["128k" if "128k" in r["case"] else "4k"]["copies_per_s"]
+        cells = []
+        for impl in ("nvemu", "spdk"):
+            v = r.get(impl, {}).get("iops")
+            cells += ([f"{v['median']:,.0f}", f"{v['median'] / cap:.0%}"] if v else ["–", "–"])
+        lines.append(f"| {r['initiator']} | {r['case']} | {cap:,.0f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _num(v, fmt):
+    return "–" if v != v else format(v, fmt)  # NaN: not reported
+
+
 def markdown(summary):
     lines = []
     have_spdk = summary["spdk_same_run"]
-    hdr = "| transport | case | nvemu IOPS (median, min–max) | MiB/s | avg lat us | p99 us |"
-    sep = "|---|---|---|---|---|---|"
-    if have_spdk:
-        hdr += " SPDK IOPS (median, min–max) | nvemu/SPDK (min–max) |"
-        sep += "---|---|"
-    else:
-        hdr += " SPDK reference (not same-run) |"
-        sep += "---|"
-    lines += [hdr, sep]
-    for r in summary["matrix"]:
-        n = r["nvemu"]
-        row = (f"| {r['transport']} | {r['case']} | {n['iops']['median']:,.0f} "
-               f"({n['iops']['min']:,.0f}–{n['iops']['max']:,.0f}) | "
-               f"{n['mibps']['median']:,.0f} | {n['lat_us']['median']:.2f} | "
-               f"{n['p99_us']['median']:.2f} |")
-        if have_spdk and "spdk" in r:
-            s = r["spdk"]
-            row += (f" {s['iops']['median']:,.0f} ({s['iops']['min']:,.0f}–"
-                    f"{s['iops']['max']:,.0f}) | {r['ratio']['median']:.2f} "
-                    f"({r['ratio']['min']:.2f}–{r['ratio']['max']:.2f}) |")
-        elif have_spdk:
-            row += " – | – |"
+    initiators = sorted({r["initiator"] for r in summary["matrix"]},
+                        key=lambda i: 0 if i == "nvemu-perf" else 1)
+    for ini in initiators:
+        rows = [r for r in summary["matrix"] if r["initiator"] == ini]
+        if len(initiators) > 1 or have_spdk:
+            lines += [f"Initiator: `{ini}` (core 1) against each target (core 0).", ""]
+        hdr = ("| transport | case | nvemu IOPS (median, min–max) | MiB/s | avg lat us | "
+               "p99 us |")
+        sep = "|---|---|---|---|---|---|"
+        if have_spdk:
+            hdr += (" SPDK IOPS (median, min–max) | SPDK avg lat us | SPDK p99 us | "
+                    "nvemu/SPDK IOPS (min–max) | others' CPU % max (nvemu / SPDK runs) |")
+            sep += "---|---|---|---|---|"
         else:
-            ref = SPDK_REFERENCE.get((r["transport"], r["case"]), {})
-            parts = []
-            if "iops" in ref:
-                parts.append(f"{ref['iops']:,.0f} IOPS")
-            if "lat_us" in ref:
-                parts.append(f"{ref['lat_us']} us")
-            if "gbps" in ref:
-                parts.append(f"{ref['gbps']} GB/s")
-            row += f" {', '.join(parts)} |"
-        lines.append(row)
+            hdr += " SPDK reference (not same-run) |"
+            sep += "---|"
+        lines += [hdr, sep]
+        for r in rows:
+            n = r.get("nvemu")
+            if n:
+                row = (f"| {r['transport']} | {r['case']} | {n['iops']['median']:,.0f} "
+                       f"({n['iops']['min']:,.0f}–{n['iops']['max']:,.0f}) | "
+                       f"{n['mibps']['median']:,.0f} | {n['lat_us']['median']:.2f} | "
+                       f"{_num(n['p99_us']['median'], '.2f')} |")
+            else:
+                row = f"| {r['transport']} | {r['case']} | – | – | – | – |"
+            if have_spdk and "spdk" in r:
+                sp = r["spdk"]
+                row += (f" {sp['iops']['median']:,.0f} ({sp['iops']['min']:,.0f}–"
+                        f"{sp['iops']['max']:,.0f}) | {sp['lat_us']['median']:.2f} | "
+                        f"{_num(sp['p99_us']['median'], '.2f')} |")
+                row += (f" {r['ratio']['median']:.2f} ({r['ratio']['min']:.2f}–"
+                        f"{r['ratio']['max']:.2f}) |" if "ratio" in r else " – |")
+            elif have_spdk:
+                row += " – | – | – | – |"
+            if have_spdk:
+                fc = [r[i]["foreign_cpu_pct"]["max"] if i in r and "foreign_cpu_pct" in r[i]
+                      else float("nan") for i in ("nvemu", "spdk")]
+                row += f" {_num(fc[0], '.0f')} / {_num(fc[1], '.0f')} |"
+            else:
+                ref = SPDK_REFERENCE.get((r["transport"], r["case"]), {})
+                parts = []
+                if "iops" in ref:
+                    parts.append(f"{ref['iops']:,.0f} IOPS")
+                if "lat_us" in ref:
+                    parts.append(f"{ref['lat_us']} us")
+                if "gbps" in ref:
+                    parts.append(f"{ref['gbps']} GB/s")
+                row += f" {', '.join(parts)} |"
+            lines.append(row)
+        lines.append("")
+    if summary.get("failures"):
+        lines += ["Failed runs (not in the medians above):", "",
+                  "| target | initiator | transport | case | rep | error |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {f['target']} | {f['initiator']} | {f['transport']} | {f['case']} | "
+                  f"{f['rep']} | {f['error'][:120]} |" for f in summary["failures"]]
+        lines.append("")
     x = summary.get("extras")
     if x:
-        lines += ["", "| extra | value |", "|---|---|",
-                  f"| memcpy 4 KiB, one core | {x['memcpy']['4k']['copies_per_s']:,.0f} copies/s "
-                  f"({x['memcpy']['4k']['gib_per_s']:.1f} GiB/s) |",
-                  f"| memcpy 128 KiB, one core | {x['memcpy']['128k']['copies_per_s']:,.0f} "
-                  f"copies/s ({x['memcpy']['128k']['gib_per_s']:.1f} GiB/s) |",
-                  f"| idle CPU, configured target, 10 s | {x['idle_cpu_percent']:.2f} % |",
-                  f"| start-up to RPC-ready (--wait-for-rpc) | "
-                  f"{x['startup_ms_wait_for_rpc']['median']:.1f} ms "
-                  f"({x['startup_ms_wait_for_rpc']['min']:.1f}–"
-                  f"{x['startup_ms_wait_for_rpc']['max']:.1f}) |",
-                  f"| start-up to RPC-ready (no --wait-for-rpc) | "
-                  f"{x['startup_ms_direct']['median']:.1f} ms "
-                  f"({x['startup_ms_direct']['min']:.1f}–{x['startup_ms_direct']['max']:.1f}) |",
-                  f"| attach 1024 null namespaces, one RPC each | "
-                  f"{x['attach_1024_ns']['seconds'] * 1000:.0f} ms "
-                  f"({x['attach_1024_ns']['per_rpc_us']:.0f} us/RPC, "
-                  f"{x['attach_1024_ns']['namespaces']} attached) |"]
-    return "\n".join(lines) + "\n"
+        lines += _extras_md(x)
+    if summary["spdk_same_run"]:
+        lines += _goals_md(summary)
+    lines += _ceiling_md(summary)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def plot(summary, out_png, workdir):
+    """IOPS per case (median, min-max error bars) under the first initiator:
+    nvemu per transport, and SPDK's nvmf_tgt beside it when it ran."""
     gp = shutil.which("gnuplot")
     if not gp:
         log("gnuplot not found (apt-get install gnuplot-nox): no plot")
         return False
+    ini = summary.get("initiators", ["nvemu-perf"])[0]
+    series = [("nvemu", "TCP", "nvemu NVMe/TCP"), ("nvemu", "VFIOUSER", "nvemu vfio-user")]
+    if summary["spdk_same_run"]:
+        series = [("nvemu", "TCP", "nvemu NVMe/TCP"), ("spdk", "TCP", "SPDK NVMe/TCP"),
+                  ("nvemu", "VFIOUSER", "nvemu vfio-user"),
+                  ("spdk", "VFIOUSER", "SPDK vfio-user")]
+    ini_rows = [r for r in summary["matrix"] if r.get("initiator", ini) == ini]
+    # gnuplot refuses a histogram column with no valid point: drop empty series.
+    series = [x for x in series if any(r["transport"] == x[1] and x[0] in r for r in ini_rows)]
+    if not series:
+        return False
     dat = os.path.join(workdir, "plot.dat")
     with open(dat, "w") as f:
-        f.write("# case TCP TCPmin TCPmax VFIOUSER VFmin VFmax\n")
+        f.write("# case " + " ".join(f"{i}-{t} min max" for i, t, _ in series) + "\n")
         for case in [c[0] for c in CASES]:
-            vals = {}
-            for r in summary["matrix"]:
-                if r["case"] == case:
-                    vals[r["transport"]] = r["nvemu"]["iops"]
-            if not vals:
+            rows = {r["transport"]: r for r in summary["matrix"]
+                    if r["case"] == case and r.get("initiator", ini) == ini}
+            if not rows:
                 continue
             cols = []
-            for t in ("TCP", "VFIOUSER"):
-                v = vals.get(t)
+            for impl, tr, _ in series:
+                v = rows.get(tr, {}).get(impl, {}).get("iops")
                 cols += ([v["median"] / 1e3, v["min"] / 1e3, v["max"] / 1e3] if v else
                          ["NaN", "NaN", "NaN"])
             f.write(case + " " + " ".join(str(c) for c in cols) + "\n")
+    plots = ", ".join(
+        (f"'{dat}'" if n == 0 else "''") +
+        f" using {2 + 3 * n}:{3 + 3 * n}:{4 + 3 * n}" + (":xtic(1)" if n == 0 else "") +
+        f" title '{title}'" for n, (_, _, title) in enumerate(series))
     script = f"""
-set terminal pngcairo size 1000,560 noenhanced font ",10"
+set terminal pngcairo size 1100,560 noenhanced font ",10"
 set output '{out_png}'
-set title 'nvemu-perf, target on core 0, initiator on core 1 (median, error bars min-max)'
+set title '{ini} on core 1, target on core 0 (median, error bars min-max)'
 set ylabel 'kIOPS'
 set style data histograms
 set style histogram errorbars gap 2 lw 1
@@ -361,7 +600,7 @@ set style fill solid 0.7 border -1
 set key top right
 set grid ytics
 set yrange [0:*]
-plot '{dat}' using 2:3:4:xtic(1) title 'NVMe/TCP', '' using 5:6:7 title 'vfio-user'
+plot {plots}
 """
     p = subprocess.run([gp], input=script, text=True, capture_output=True)
     if p.returncode != 0 and "pngcairo" in p.stderr:
@@ -384,67 +623,120 @@ def main():
     transports = os.environ.get("BENCH_TRANSPORTS", "TCP,VFIOUSER").split(",")
     do_extras = os.environ.get("BENCH_EXTRAS", "1") == "1"
     spdk_dir = os.environ.get("SPDK_DIR")
+    if spdk_dir:
+        spdk_dir = os.path.abspath(spdk_dir)
     bin_dir = os.path.abspath(a.bin_dir)
+    initiators = os.environ.get("BENCH_INITIATORS",
+                                "nvemu-perf,spdk-perf" if spdk_dir else "nvemu-perf").split(",")
+    if "spdk-perf" in initiators and not spdk_dir:
+        raise SystemExit("BENCH_INITIATORS has spdk-perf but SPDK_DIR is not set")
+    spdk_vfu = bool(spdk_dir) and spdk_has_vfio_user(spdk_dir)
+    quiet_pct = (float(os.environ["BENCH_QUIET_PCT"]) if os.environ.get("BENCH_QUIET_PCT")
+                 else None)
+    quiet_wait = float(os.environ.get("BENCH_QUIET_MAX_WAIT", "600"))
+    if spdk_dir:
+        # nvmf_tgt: 512 MiB malloc bdev + TCP buffers; perf: its own buffers.
+        check_hugepages(1024)
+        spdk_tgt = spdk_bin(spdk_dir, "build/bin/nvmf_tgt")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = os.path.join(RESULTS, "runs", stamp)
     os.makedirs(out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="nvemu-bench-")
     log(f"results: {out}")
-    raw = {}  # (impl, transport, case) -> [result]
-    try:
-        for rep in range(reps):
-            impls = [("nvemu", os.path.join(bin_dir, "nvemu-tgt"))]
-            if spdk_dir:
-                impls.append(("spdk", os.path.join(spdk_dir, "build", "bin", "nvmf_tgt")))
-            for impl, tgt_bin in impls:
-                port = free_port()
-                extra = ["--wait-for-rpc"] if impl == "nvemu" else ["--wait-for-rpc"]
-                t = Target(tgt_bin, work, kind=impl, extra=extra)
-                t.rpc.call("framework_start_init")
-                if impl == "spdk":
-                    time.sleep(0.5)
-                vfu = os.path.join(t.dir, "vfu", "cnode1")
-                impl_transports = [x for x in transports
-                                   if impl == "nvemu" or x == "TCP"
-                                   or os.environ.get("SPDK_VFIOUSER") == "1"]
-                t.configure(port, vfu if "VFIOUSER" in impl_transports else None)
+    raw = {}  # (target, initiator, transport, case) -> [result], one per repetition
+    failures = []
+
+    def run_case(impl, tgt_bin, rep, case, tr):
+        port = free_port()
+        env = spdk_env(spdk_dir) if impl == "spdk" else None
+        t = Target(tgt_bin, work, kind=impl, extra=["--wait-for-rpc"], env=env)
+        t.rpc.call("framework_start_init")
+        if impl == "spdk":
+            t.rpc.call("framework_wait_init")
+        vfu = os.path.join(t.dir, "vfu", "cnode1")
+        t.configure(port, vfu if tr == "VFIOUSER" else None)
+        try:
+            for ini in initiators:
+                base = f"{impl}-{ini}-{tr}-{case[0]}-rep{rep + 1}"
+                waited = wait_quiet(t.proc.pid, quiet_pct, quiet_wait)
+                foreign = Foreign(t.proc.pid)
                 try:
-                    for case in cases:
-                        for tr in impl_transports:
-                            base = f"{impl}-{tr}-{case[0]}-rep{rep + 1}"
-                            if impl == "nvemu":
-                                r = run_nvemu_perf(os.path.join(bin_dir, "nvemu-perf"), case, tr,
-                                                   port, vfu, seconds,
-                                                   os.path.join(out, base + ".json"))
-                            else:
-                                r = run_spdk_perf(spdk_dir, case, tr, port, vfu, seconds,
-                                                  os.path.join(out, base + ".txt"))
-                                with open(os.path.join(out, base + ".json"), "w") as f:
-                                    json.dump(r, f, indent=2)
-                            raw.setdefault((impl, tr, case[0]), []).append(r)
-                            log(f"rep {rep + 1} {impl:5} {tr:8} {case[0]:18} "
-                                f"{r['iops']:12,.0f} IOPS {r['mibps']:9,.0f} MiB/s "
-                                f"{r['lat_us']:8.2f} us")
-                finally:
-                    t.stop()
+                    if ini == "nvemu-perf":
+                        r = run_nvemu_perf(os.path.join(bin_dir, "nvemu-perf"), case, tr, port,
+                                           vfu, seconds, os.path.join(out, base + ".json"))
+                    else:
+                        r = run_spdk_perf(spdk_dir, case, tr, port, vfu, seconds,
+                                          os.path.join(out, base + ".txt"))
+                        with open(os.path.join(out, base + ".json"), "w") as f:
+                            json.dump(r, f, indent=2)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    # One failed pairing (e.g. an initiator that loses a
+                    # completion) must not throw away the rest of the matrix.
+                    msg = str(e).strip().splitlines()
+                    tail = [ln for ln in msg if ln.strip()][-1:] or ["?"]
+                    failures.append({"target": impl, "initiator": ini, "transport": tr,
+                                     "case": case[0], "rep": rep + 1, "error": tail[0]})
+                    with open(os.path.join(out, base + ".error.txt"), "w") as f:
+                        f.write(str(e))
+                    log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} "
+                        f"FAILED: {tail[0]}")
+                    continue
+                r["rep"] = rep
+                r["foreign_cpu_pct"] = foreign.pct()
+                r["waited_for_quiet_s"] = waited
+                with open("/proc/loadavg") as f:  # how busy the machine was
+                    r["loadavg_after"] = [float(x) for x in f.read().split()[:3]]
+                raw.setdefault((impl, ini, tr, case[0]), []).append(r)
+                log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} "
+                    f"{r['iops']:12,.0f} IOPS {r['mibps']:9,.0f} MiB/s "
+                    f"{r['lat_us']:8.2f} us  others {r['foreign_cpu_pct']:3.0f} %")
+        finally:
+            t.stop()
+    try:
+        # Interleaved as finely as a target restart allows: for every case and
+        # transport, a fresh nvemu target and a fresh SPDK target run back to
+        # back (alternating which goes first), each serving every initiator.
+        # A shared VM drifts between faster and slower states over minutes;
+        # pairs measured seconds apart see the same state.
+        pair = 0
+        for rep in range(reps):
+            for case in cases:
+                for tr in transports:
+                    impls = [("nvemu", os.path.join(bin_dir, "nvemu-tgt"))]
+                    if spdk_dir and (tr == "TCP" or spdk_vfu):
+                        impls.append(("spdk", spdk_tgt))
+                        if pair % 2:
+                            impls.reverse()
+                    pair += 1
+                    for impl, tgt_bin in impls:
+                        run_case(impl, tgt_bin, rep, case, tr)
         summary = {"machine": machine(), "seconds": seconds, "reps": reps, "stamp": stamp,
                    "command": "bench/run.sh", "env": {k: v for k, v in os.environ.items()
                                                       if k.startswith("BENCH_") or k == "SPDK_DIR"},
-                   "spdk_same_run": bool(spdk_dir), "matrix": []}
-        for case in cases:
-            for tr in transports:
-                rs = raw.get(("nvemu", tr, case[0]))
-                if not rs:
-                    continue
-                row = {"transport": tr, "case": case[0], "nvemu": {
-                    k: spread([r[k] for r in rs]) for k in ("iops", "mibps", "lat_us", "p99_us")}}
-                ss = raw.get(("spdk", tr, case[0]))
-                if ss:
-                    row["spdk"] = {k: spread([r[k] for r in ss]) for k in ("iops", "mibps",
-                                                                           "lat_us")}
-                    # Ratios of same-repetition pairs (interleaved runs).
-                    row["ratio"] = spread([n["iops"] / s["iops"] for n, s in zip(rs, ss)])
-                summary["matrix"].append(row)
+                   "spdk_same_run": bool(spdk_dir), "initiators": initiators,
+                   "failures": failures, "matrix": []}
+        keys = ("iops", "mibps", "lat_us", "p99_us")
+        for ini in initiators:
+            for case in cases:
+                for tr in transports:
+                    rs = raw.get(("nvemu", ini, tr, case[0]))
+                    ss = raw.get(("spdk", ini, tr, case[0]))
+                    if not rs and not ss:
+                        continue
+                    row = {"initiator": ini, "transport": tr, "case": case[0]}
+                    if rs:
+                        row["nvemu"] = {k: spread([r[k] for r in rs])
+                                        for k in keys + ("foreign_cpu_pct",)}
+                    if ss:
+                        row["spdk"] = {k: spread([r[k] for r in ss])
+                                       for k in keys + ("foreign_cpu_pct",)}
+                    if rs and ss:
+                        # Ratios of same-repetition pairs (the two targets ran back to back).
+                        by_rep = {s["rep"]: s for s in ss}
+                        pairs = [(n, by_rep[n["rep"]]) for n in rs if n["rep"] in by_rep]
+                        row["ratio"] = spread([n["iops"] / s["iops"] for n, s in pairs])
+                        row["lat_ratio"] = spread([n["lat_us"] / s["lat_us"] for n, s in pairs])
+                    summary["matrix"].append(row)
         if do_extras:
             summary["extras"] = extras(bin_dir, work, reps, out)
         md = markdown(summary)

@@ -2,9 +2,10 @@
 # One command for nvemu's benchmark matrix (issue #7); bench/README.md explains it.
 #   bench/run.sh [BUILD_DIR]          default BUILD_DIR: build-perf, else build
 # Environment: BENCH_SECONDS (10), BENCH_REPS (3), BENCH_CASES (all; e.g.
-# "randread-qd1,randread-qd32"), BENCH_TRANSPORTS ("TCP,VFIOUSER"),
+# "randread-4k-qd1,randread-4k-qd32"), BENCH_TRANSPORTS ("TCP,VFIOUSER"),
 # BENCH_EXTRAS (1: memcpy, idle CPU, start-up, 1024 namespaces; 0: skip),
-# SPDK_DIR (an SPDK build: its nvmf_tgt + perf are measured too, interleaved).
+# SPDK_DIR (an SPDK build: its nvmf_tgt is measured too, in the same repetitions),
+# BENCH_INITIATORS ("nvemu-perf,spdk-perf" with SPDK_DIR: both against both targets).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
