@@ -139,7 +139,7 @@ const DmaRegion* DmaTable::find(uint64_t iova) const {
 }
 
 uint8_t* DmaTable::translate_prefix(uint64_t iova, uint64_t len, bool write, uint64_t* got,
-                                    DmaRef* ref) const {
+                                    DmaRef* ref, uint64_t* region_end) const {
   *got = 0;
   if (len == 0) return nullptr;
   const DmaRegion* found = find(iova);
@@ -149,6 +149,7 @@ uint8_t* DmaTable::translate_prefix(uint64_t iova, uint64_t len, bool write, uin
   if (!r.base) return nullptr;
   if (write ? !r.writable : !r.readable) return nullptr;
   *got = std::min(len, r.size - off);
+  if (region_end) *region_end = r.iova + r.size;
   if (ref) *ref = DmaRef(const_cast<DmaRegion*>(found));
   return r.base + off;
 }

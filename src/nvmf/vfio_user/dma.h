@@ -80,9 +80,10 @@ class DmaTable {
   // reference that delays any munmap of the region.
   uint8_t* translate(uint64_t iova, uint64_t len, bool write, DmaRef* ref = nullptr) const;
   // Like translate but returns the largest prefix that is contiguous in one
-  // region (≥ 1 byte) in *got.
+  // region (≥ 1 byte) in *got, and that region's end (guest address) in
+  // *region_end when given.
   uint8_t* translate_prefix(uint64_t iova, uint64_t len, bool write, uint64_t* got,
-                            DmaRef* ref = nullptr) const;
+                            DmaRef* ref = nullptr, uint64_t* region_end = nullptr) const;
 
   size_t count() const { return regions_.size(); }
 

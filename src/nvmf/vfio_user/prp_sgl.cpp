@@ -25,10 +25,18 @@ class IovSink {
   // Appends guest range [addr, addr+len), possibly across regions.
   Status add(uint64_t addr, uint64_t len) {
     if (addr + len < addr) return dptr_error(sc::kDataTransferError);
+    // The next page of a buffer already mapped (a PRP list of a contiguous
+    // buffer): extend the last piece; same region, reference already held.
+    if (n_ > 0 && addr == next_iova_ && len <= region_end_ - addr) {
+      iov_[n_ - 1].iov_len += len;
+      next_iova_ += len;
+      return Status::success();
+    }
     while (len > 0) {
       uint64_t got = 0;
       DmaRef ref;
-      uint8_t* p = dma_.translate_prefix(addr, len, write_, &got, refs_ ? &ref : nullptr);
+      uint8_t* p =
+          dma_.translate_prefix(addr, len, write_, &got, refs_ ? &ref : nullptr, &region_end_);
       if (!p) return dptr_error(sc::kDataTransferError);
       if (refs_ && !refs_->add(std::move(ref))) return dptr_error(sc::kDataTransferError);
       if (n_ > 0 && static_cast<uint8_t*>(iov_[n_ - 1].iov_base) + iov_[n_ - 1].iov_len == p) {
@@ -42,6 +50,7 @@ class IovSink {
       }
       addr += got;
       len -= got;
+      next_iova_ = addr;
     }
     return Status::success();
   }
@@ -54,6 +63,8 @@ class IovSink {
   int max_;
   DmaRefs* refs_;
   int n_ = 0;
+  uint64_t next_iova_ = 0;   // guest address right after the last piece
+  uint64_t region_end_ = 0;  // end of the region that piece lies in
 };
 
 Status walk_prp(const nvme::Sqe& cmd, const DataMapParams& p, const DmaTable& dma, IovSink* sink) {
