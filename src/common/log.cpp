@@ -137,6 +137,23 @@ bool enabled(Level level, std::string_view component) {
   return level == Level::kDebug || level == Level::kInfo ? flag_enabled(component) : false;
 }
 
+bool RateLimit::allow(uint64_t* suppressed) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now =
+      static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+  uint64_t start = window_start_us_.load(std::memory_order_relaxed);
+  if ((start == 0 || now - start >= window_us_) &&
+      window_start_us_.compare_exchange_strong(start, now, std::memory_order_relaxed))
+    in_window_.store(0, std::memory_order_relaxed);
+  if (in_window_.fetch_add(1, std::memory_order_relaxed) >= burst_) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  *suppressed = dropped_.exchange(0, std::memory_order_relaxed);
+  return true;
+}
+
 void write(Level level, std::string_view component, const char* file, int line,
            const std::string& message) {
   struct timeval tv;

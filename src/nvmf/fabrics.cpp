@@ -40,30 +40,30 @@ Status connect(Request* req) {
   Qpair* qp = req->qpair;
   auto cmd = nvme::as<nvme::ConnectCmd>(req->cmd);
   if (qp->controller()) {
-    LOG_ERROR("nvmf", "Connect on qpair {} that is already connected", qp->qid());
+    LOG_ERROR_LIMITED("nvmf", "Connect on qpair {} that is already connected", qp->qid());
     return Status::generic(nvme::sc::kCommandSequenceError);
   }
   if (cmd.recfmt != 0) {
-    LOG_ERROR("nvmf", "Connect with unsupported record format {}", cmd.recfmt);
+    LOG_ERROR_LIMITED("nvmf", "Connect with unsupported record format {}", cmd.recfmt);
     return Status::command_specific(nvme::csc::kFabricIncompatibleFormat);
   }
   nvme::ConnectData data{};
   if (req->length < sizeof data || req->copy_from_iov(&data, sizeof data) < sizeof data) {
-    LOG_ERROR("nvmf", "Connect data length {} < {}", req->length, sizeof data);
+    LOG_ERROR_LIMITED("nvmf", "Connect data length {} < {}", req->length, sizeof data);
     return Status::generic(nvme::sc::kInvalidField).at(nvme::loc::kDptr);
   }
   std::string subnqn = fixed_string(data.subnqn, sizeof data.subnqn);
   std::string hostnqn = fixed_string(data.hostnqn, sizeof data.hostnqn);
   auto subsys = Target::instance().find_subsystem(subnqn);
   if (!subsys) {
-    LOG_ERROR("nvmf", "Connect to unknown subsystem '{}' from {}", subnqn, hostnqn);
+    LOG_ERROR_LIMITED("nvmf", "Connect to unknown subsystem '{}' from {}", subnqn, hostnqn);
     return invalid_param(req, true, offsetof(nvme::ConnectData, subnqn));
   }
   if (!subsys->host_allowed(hostnqn)) {
-    LOG_ERROR("nvmf",
-              "Host '{}' is not allowed on subsystem '{}' (add it with "
-              "nvmf_subsystem_add_host or allow any host)",
-              hostnqn, subnqn);
+    LOG_ERROR_LIMITED("nvmf",
+                      "Host '{}' is not allowed on subsystem '{}' (add it with "
+                      "nvmf_subsystem_add_host or allow any host)",
+                      hostnqn, subnqn);
     req->rsp.cdw0 = nvme::connect_invalid_param(true, offsetof(nvme::ConnectData, hostnqn));
     return Status::command_specific(nvme::csc::kFabricInvalidHost);
   }
@@ -72,8 +72,8 @@ Status connect(Request* req) {
   if (opts.trtype.empty()) opts.trtype = qp->trtype();
   uint32_t max_depth = cmd.qid == 0 ? opts.max_aq_depth : opts.max_queue_depth;
   if (cmd.sqsize == 0 || uint32_t{cmd.sqsize} + 1 > max_depth) {
-    LOG_ERROR("nvmf", "Connect qid {} with SQSIZE {} (0-based), limit {}", cmd.qid, cmd.sqsize,
-              max_depth);
+    LOG_ERROR_LIMITED("nvmf", "Connect qid {} with SQSIZE {} (0-based), limit {}", cmd.qid,
+                      cmd.sqsize, max_depth);
     return invalid_param(req, false, offsetof(nvme::ConnectCmd, sqsize));
   }
 
@@ -81,15 +81,15 @@ Status connect(Request* req) {
   std::memcpy(hostid.data(), data.hostid, 16);
   if (cmd.qid == 0) {
     if (data.cntlid != nvme::kDynamicCntlid) {
-      LOG_ERROR("nvmf",
-                "admin Connect asks for static CNTLID {:#x}; only the dynamic "
-                "model (FFFFh) is supported",
-                data.cntlid);
+      LOG_ERROR_LIMITED("nvmf",
+                        "admin Connect asks for static CNTLID {:#x}; only the dynamic "
+                        "model (FFFFh) is supported",
+                        data.cntlid);
       return invalid_param(req, true, offsetof(nvme::ConnectData, cntlid));
     }
     auto ctrlr = Controller::create_fabrics(subsys, qp->reactor(), opts, hostnqn, hostid, cmd.kato);
     if (!ctrlr) {
-      LOG_ERROR("nvmf", "subsystem '{}' has no free controller ID", subnqn);
+      LOG_ERROR_LIMITED("nvmf", "subsystem '{}' has no free controller ID", subnqn);
       return Status::command_specific(nvme::csc::kFabricControllerBusy);
     }
     ctrlr->set_admin_qpair(qp);
@@ -100,36 +100,39 @@ Status connect(Request* req) {
   }
 
   if (subsys->type() == Subsystem::Type::kDiscovery) {
-    LOG_ERROR("nvmf", "I/O queue Connect to the discovery subsystem");
+    LOG_ERROR_LIMITED("nvmf", "I/O queue Connect to the discovery subsystem");
     return invalid_param(req, false, offsetof(nvme::ConnectCmd, qid));
   }
   auto ctrlr = subsys->find_controller(data.cntlid);
   if (!ctrlr) {
-    LOG_ERROR("nvmf", "I/O Connect to unknown controller {} of {}", data.cntlid, subnqn);
+    LOG_ERROR_LIMITED("nvmf", "I/O Connect to unknown controller {} of {}", data.cntlid, subnqn);
     return invalid_param(req, true, offsetof(nvme::ConnectData, cntlid));
   }
   if (ctrlr->hostnqn() != hostnqn) {
-    LOG_ERROR("nvmf", "I/O Connect host '{}' differs from controller {}'s host '{}'", hostnqn,
-              data.cntlid, ctrlr->hostnqn());
+    LOG_ERROR_LIMITED("nvmf", "I/O Connect host '{}' differs from controller {}'s host '{}'",
+                      hostnqn, data.cntlid, ctrlr->hostnqn());
     return invalid_param(req, true, offsetof(nvme::ConnectData, hostnqn));
   }
   if (!ctrlr->ready()) {
-    LOG_ERROR("nvmf",
-              "I/O Connect qid {} before controller {} is enabled (CC.EN=1, "
-              "CSTS.RDY=1)",
-              cmd.qid, data.cntlid);
+    LOG_ERROR_LIMITED("nvmf",
+                      "I/O Connect qid {} before controller {} is enabled (CC.EN=1, "
+                      "CSTS.RDY=1)",
+                      cmd.qid, data.cntlid);
     return invalid_param(req, false, offsetof(nvme::ConnectCmd, qid));
   }
   if (cmd.qid > ctrlr->max_io_qid()) {
-    LOG_ERROR("nvmf", "I/O Connect qid {} above the limit {}", cmd.qid, ctrlr->max_io_qid());
+    LOG_ERROR_LIMITED("nvmf", "I/O Connect qid {} above the limit {}", cmd.qid,
+                      ctrlr->max_io_qid());
     return invalid_param(req, false, offsetof(nvme::ConnectCmd, qid));
   }
   if (qp->qid() != cmd.qid) {
     // The transport names the queue before Connect; they must agree.
-    LOG_WARN("nvmf", "Connect qid {} on a qpair the transport calls {}", cmd.qid, qp->qid());
+    LOG_WARN_LIMITED("nvmf", "Connect qid {} on a qpair the transport calls {}", cmd.qid,
+                     qp->qid());
   }
   if (!ctrlr->add_io_qpair(qp)) {
-    LOG_ERROR("nvmf", "I/O Connect with duplicate qid {} on controller {}", cmd.qid, data.cntlid);
+    LOG_ERROR_LIMITED("nvmf", "I/O Connect with duplicate qid {} on controller {}", cmd.qid,
+                      data.cntlid);
     return invalid_param(req, false, offsetof(nvme::ConnectCmd, qid));
   }
   qp->set_controller(ctrlr);

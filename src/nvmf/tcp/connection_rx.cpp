@@ -102,8 +102,8 @@ void TcpConnection::payload_done() {
   auto type = static_cast<PduType>(rx_.hdr()[0]);
   TcpRequest* tr = rx_req_;
   if (tr && !rx_.data_digest_ok()) {
-    LOG_ERROR("tcp", "{}:{}: data digest error on {} cid {}", peer_.traddr, peer_.trsvcid,
-              pdu_type_name(rx_.hdr()[0]), tr->req.cmd.cid);
+    LOG_ERROR_LIMITED("tcp", "{}:{}: data digest error on {} cid {}", peer_.traddr, peer_.trsvcid,
+                      pdu_type_name(rx_.hdr()[0]), tr->req.cmd.cid);
     tr->ddgst_error = true;
   }
   uint32_t data_len = rx_.layout().data_len;

@@ -28,8 +28,9 @@ void Endpoint::reply(const Message& req, const void* payload, size_t len, const 
 
 void Endpoint::reply_error(const Message& req, int err, const std::string& why) {
   stats_.errors++;
-  LOG_WARN("vfio_user", "{}: {} (id {}) failed: {} ({})", path_, command_name(req.hdr.command),
-           req.hdr.msg_id, why.empty() ? "invalid request" : why, strerror(err));
+  LOG_WARN_LIMITED("vfio_user", "{}: {} (id {}) failed: {} ({})", path_,
+                   command_name(req.hdr.command), req.hdr.msg_id,
+                   why.empty() ? "invalid request" : why, strerror(err));
   if (!req.wants_reply() || !client_fd_) return;
   Header h{};
   h.msg_id = req.hdr.msg_id;
@@ -46,8 +47,8 @@ void Endpoint::handle_message(Message& m) {
     // nvemu sends no requests (no DMA_READ/WRITE), so there is nothing to
     // match a reply to.
     stats_.errors++;
-    LOG_WARN("vfio_user", "{}: unexpected reply (id {}, {}) ignored", path_, m.hdr.msg_id,
-             command_name(m.hdr.command));
+    LOG_WARN_LIMITED("vfio_user", "{}: unexpected reply (id {}, {}) ignored", path_, m.hdr.msg_id,
+                     command_name(m.hdr.command));
     return;
   }
   std::string why;
