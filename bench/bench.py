@@ -182,12 +182,12 @@ class Rpc:
 class Target:
     """nvemu-tgt (or SPDK's nvmf_tgt) pinned to core 0 with a private RPC socket."""
 
-    def __init__(self, binary, workdir, kind="nvemu", extra=(), env=None):
+    def __init__(self, binary, workdir, kind="nvemu", extra=(), env=None, mask="0x1"):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-", dir=workdir)
         self.sock = os.path.join(self.dir, "rpc.sock")
         self.log = open(os.path.join(self.dir, "tgt.log"), "wb")
-        args = [binary, "-m", "0x1", "-r", self.sock, *extra]
+        args = [binary, "-m", mask, "-r", self.sock, *extra]
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.rpc = Rpc(self.sock)
@@ -394,6 +394,37 @@ def extras(bin_dir, work, reps, out):
     t.stop()
     res["attach_1024_ns"] = {"seconds": dt, "per_rpc_us": dt / 1024 * 1e6, "namespaces": n}
     log("attach 1024 ns:", res["attach_1024_ns"])
+    res["scaling"] = scaling(bin_dir, work, out)
+    log("scaling 1 -> 2 reactors:", res["scaling"])
+    return res
+
+
+def scaling(bin_dir, work, out, seconds=5):
+    """One reactor against two: two 256 MiB malloc namespaces over NVMe/TCP,
+    nvemu-perf with one QD32 I/O queue each. With -m 0x3 the target spreads
+    the queues (round robin) over reactors on cores 0 and 1; this machine has
+    two cores, so the initiator on core 1 then shares it with a reactor."""
+    res = {}
+    for mask in ("0x1", "0x3"):
+        t = Target(os.path.join(bin_dir, "nvemu-tgt"), work, mask=mask)
+        c = t.rpc.call
+        c("nvmf_create_subsystem", {"nqn": NQN, "allow_any_host": True})
+        for i in range(2):
+            c("bdev_malloc_create", {"name": f"Malloc{i}", "num_blocks": 256 * 2048,
+                                     "block_size": 512})
+            c("nvmf_subsystem_add_ns", {"nqn": NQN, "namespace": {"bdev_name": f"Malloc{i}"}})
+        port = free_port()
+        c("nvmf_create_transport", {"trtype": "TCP"})
+        c("nvmf_subsystem_add_listener", {"nqn": NQN, "listen_address": {
+            "trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": str(port)}})
+        try:
+            r = run_nvemu_perf(os.path.join(bin_dir, "nvemu-perf"),
+                               ("scaling", "randread", 4096, 32), "TCP", port, None, seconds,
+                               os.path.join(out, f"scaling-{mask}.json"))
+        finally:
+            t.stop()
+        res[mask] = r["iops"]
+    res["ratio"] = res["0x3"] / res["0x1"]
     return res
 
 
@@ -414,7 +445,11 @@ def _extras_md(x):
             f"| attach 1024 null namespaces, one RPC each | "
             f"{x['attach_1024_ns']['seconds'] * 1000:.0f} ms "
             f"({x['attach_1024_ns']['per_rpc_us']:.0f} us/RPC, "
-            f"{x['attach_1024_ns']['namespaces']} attached) |"]
+            f"{x['attach_1024_ns']['namespaces']} attached) |"] + (
+        [f"| TCP 4K randread, 2 namespaces x QD32: 1 reactor (-m 0x1) -> 2 reactors (-m 0x3) | "
+         f"{x['scaling']['0x1']:,.0f} -> {x['scaling']['0x3']:,.0f} IOPS "
+         f"({x['scaling']['ratio']:.2f}x; the initiator shares core 1 with reactor 1) |"]
+        if "scaling" in x else [])
 
 
 # Issue #7's goals: (case, metric, bound per transport). "iops" is the
