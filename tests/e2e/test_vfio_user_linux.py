@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -101,16 +100,6 @@ def nvme_irqs(g):
         counts = [int(p) for p in parts[1:] if p.isdigit()]
         irqs[parts[-1]] = (sum(counts), ln)
     return irqs
-
-
-def stop_and_wait(tgt, timeout=15):
-    """SIGINT nvemu-tgt and wait for it to exit, keeping its log readable."""
-    if tgt.proc.poll() is None:
-        tgt.proc.send_signal(signal.SIGINT)
-        try:
-            tgt.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def main():
@@ -399,7 +388,7 @@ def main():
     finally:
         # Stop it here (not in stop(), which deletes its log) so the log
         # holds whatever it printed on the way out, e.g. a sanitizer report.
-        stop_and_wait(tgt)
+        tgt.interrupt()
         log = tgt.output()
         rc = tgt.stop()
         if rc != 0:

@@ -85,14 +85,21 @@ class Target:
     def alive(self):
         return self.proc.poll() is None
 
-    def stop(self):
+    def interrupt(self, timeout=15):
+        """SIGINT and wait for the exit. The log stays readable (stop()
+        deletes it), e.g. for a sanitizer report printed on the way out."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(10)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+
+    def stop(self):
+        self.interrupt(10)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.proc.returncode

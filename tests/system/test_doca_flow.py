@@ -84,16 +84,6 @@ def wait_for(pred, what, timeout=5.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def stop_and_wait(tgt, timeout=15):
-    """SIGINT nvemu-tgt and wait for it to exit, keeping its log readable."""
-    if tgt.proc.poll() is None:
-        tgt.proc.send_signal(signal.SIGINT)
-        try:
-            tgt.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-
-
 class DocaFlow(unittest.TestCase):
     failed_step = None
     st = {}
@@ -110,7 +100,7 @@ class DocaFlow(unittest.TestCase):
             holder.wait()
         # Stop it here (not in stop(), which deletes its log) so the log
         # holds whatever it printed on the way out, e.g. a sanitizer report.
-        stop_and_wait(cls.tgt)
+        cls.tgt.interrupt()
         log = cls.tgt.output()
         rc = cls.tgt.stop()
         if cls.failed_step or rc != 0:
