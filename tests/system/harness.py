@@ -14,6 +14,18 @@ TGT = os.path.join(BIN_DIR, "nvemu-tgt")
 RPC = os.path.join(BIN_DIR, "nvemu-rpc")
 
 
+def no_hugepages_env():
+    """Environment for a target started with the record's `-s 1024` whose test
+    is not about hugepages: preflight reads a /proc/meminfo with none
+    configured (as on CI), so a host that has a few configured but not 512
+    free does not fail the test (test_rpc_errors covers that refusal)."""
+    path = os.path.join(tempfile.gettempdir(), "nvemu-meminfo-no-hugepages")
+    with open(path, "w") as f:
+        f.write("MemTotal: 24000000 kB\nHugePages_Total: 0\nHugePages_Free: 0\n"
+                "Hugepagesize: 2048 kB\n")
+    return {"NVEMU_MEMINFO": path}
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -90,7 +90,8 @@ class DocaFlow(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tgt = harness.Target(RECORD_CMD, sock="/var/tmp/spdk.sock")
+        cls.tgt = harness.Target(RECORD_CMD, sock="/var/tmp/spdk.sock",
+                                 env=harness.no_hugepages_env())
 
     @classmethod
     def tearDownClass(cls):

@@ -31,7 +31,8 @@ class RecordFlow(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         # The record's exact command line; it brings its own default socket.
-        cls.tgt = harness.Target(RECORD_CMD, sock="/var/tmp/spdk.sock")
+        cls.tgt = harness.Target(RECORD_CMD, sock="/var/tmp/spdk.sock",
+                                 env=harness.no_hugepages_env())
 
     @classmethod
     def tearDownClass(cls):
