@@ -5,6 +5,16 @@
 #include "reactor/reactor.h"
 
 namespace nvemu::nvmf {
+namespace {
+
+// Whether any lock in locks overlaps r.
+template <typename Locks>
+bool overlaps_any(const Locks& locks, const LbaRange& r) {
+  return std::any_of(locks.begin(), locks.end(),
+                     [&](const std::shared_ptr<RangeLock>& o) { return o->range.overlaps(r); });
+}
+
+}  // namespace
 
 std::vector<std::shared_ptr<RangeLock>> RangeLockTable::join(Reactor& r) {
   std::lock_guard<std::mutex> g(mu_);
@@ -19,12 +29,8 @@ void RangeLockTable::leave(Reactor& r) {
 
 void RangeLockTable::acquire(std::shared_ptr<RangeLock> lock) {
   std::lock_guard<std::mutex> g(mu_);
-  auto overlaps = [&](const std::shared_ptr<RangeLock>& o) {
-    return o->range.overlaps(lock->range);
-  };
   // Behind an overlapping waiter too, so locks on one range go in order.
-  if (std::any_of(active_.begin(), active_.end(), overlaps) ||
-      std::any_of(waiting_.begin(), waiting_.end(), overlaps)) {
+  if (overlaps_any(active_, lock->range) || overlaps_any(waiting_, lock->range)) {
     waiting_.push_back(std::move(lock));
     return;
   }
@@ -40,11 +46,7 @@ void RangeLockTable::release(const std::shared_ptr<RangeLock>& lock) {
   for (Reactor* r : reactors_) r->send([lock] { on_range_unlocked(lock); });
   std::vector<std::shared_ptr<RangeLock>> passed;  // still waiting, earlier in line
   for (auto it = waiting_.begin(); it != waiting_.end();) {
-    auto overlaps = [&](const std::shared_ptr<RangeLock>& o) {
-      return o->range.overlaps((*it)->range);
-    };
-    if (std::any_of(active_.begin(), active_.end(), overlaps) ||
-        std::any_of(passed.begin(), passed.end(), overlaps)) {
+    if (overlaps_any(active_, (*it)->range) || overlaps_any(passed, (*it)->range)) {
       passed.push_back(*it++);
       continue;
     }
