@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,13 +86,13 @@ void Reactor::remove_poller(PollerId id) {
     }
 }
 
-void Reactor::add_fd(int fd, uint32_t events, FdFn fn, bool busy) {
+void Reactor::add_fd(int fd, uint32_t events, FdFn fn) {
   struct epoll_event ev {};
   ev.events = events;
   ev.data.fd = fd;
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0)
     throw std::runtime_error(fmt::format("epoll add fd {}: {}", fd, strerror(errno)));
-  fds_[fd] = std::make_shared<FdEntry>(FdEntry{std::move(fn), busy});
+  fds_[fd] = std::make_shared<FdFn>(std::move(fn));
 }
 
 void Reactor::modify_fd(int fd, uint32_t events) {
@@ -171,20 +172,33 @@ void Reactor::run_timers(uint64_t now) {
   }
 }
 
-int Reactor::next_timeout_ms(uint64_t now) const {
-  if (timer_queue_.empty()) return -1;
-  uint64_t due = timer_queue_.begin()->first;
-  if (due <= now) return 0;
-  return static_cast<int>((due - now + 999) / 1000);
+int64_t Reactor::sleep_bound_us(uint64_t now) const {
+  uint64_t bound = sleep_limit_us_;
+  if (!timer_queue_.empty()) {
+    uint64_t due = timer_queue_.begin()->first;
+    bound = std::min(bound, due > now ? due - now : 0);
+  }
+  return bound == UINT64_MAX ? -1 : static_cast<int64_t>(bound);
 }
 
-int Reactor::wait_events(int timeout_ms) {
+int Reactor::wait_events(int64_t timeout_us) {
   struct epoll_event evs[64];
-  if (timeout_ms != 0) {
+  if (timeout_us != 0) {
     sleeping_.store(true, std::memory_order_seq_cst);
-    if (!msgs_.empty() || stop_) timeout_ms = 0;
+    if (!msgs_.empty() || stop_) timeout_us = 0;
   }
-  int n = epoll_wait(epfd_, evs, 64, timeout_ms);
+  int n;
+  if (timeout_us <= 0) {
+    n = epoll_wait(epfd_, evs, 64, static_cast<int>(timeout_us));
+  } else {
+    // Microsecond sleeps (epoll_wait counts milliseconds).
+    struct timespec ts {
+      static_cast<time_t>(timeout_us / 1000000), static_cast<long>(timeout_us % 1000000) * 1000
+    };
+    n = epoll_pwait2(epfd_, evs, 64, &ts, nullptr);
+    if (n < 0 && errno == ENOSYS)  // before Linux 5.11
+      n = epoll_wait(epfd_, evs, 64, static_cast<int>((timeout_us + 999) / 1000));
+  }
   sleeping_.store(false, std::memory_order_relaxed);
   int busy = 0;
   for (int i = 0; i < n; ++i) {
@@ -196,9 +210,9 @@ int Reactor::wait_events(int timeout_ms) {
     }
     auto it = fds_.find(fd);
     if (it == fds_.end()) continue;
-    std::shared_ptr<FdEntry> e = it->second;  // the handler may remove itself
-    busy += e->busy;
-    e->fn(evs[i].events);
+    std::shared_ptr<FdFn> fn = it->second;  // the handler may remove itself
+    ++busy;
+    (*fn)(evs[i].events);
   }
   return busy;
 }
@@ -217,6 +231,8 @@ void Reactor::pin() {
 void Reactor::run() {
   t_current = this;
   pin();
+  // Sleeps bounded by limit_sleep_us() are latency: no 50 us default slack.
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   LOG_NOTICE("reactor", "Reactor started on core {}", core_);
   uint64_t last_work = now_us();
   uint64_t mark = last_work;
@@ -229,13 +245,14 @@ void Reactor::run() {
   constexpr int kQuietLooks = 64, kFdSkip = 16;
   int quiet_fd_looks = 0, skipped = 0;
   while (!stop_) {
+    sleep_limit_us_ = UINT64_MAX;
     int work = run_messages() + run_pollers();
     run_deferred();
     uint64_t now = now_us();
     run_timers(now);
     if (work > 0) last_work = now;
     bool spin = work > 0 || now - last_work < spin_us_;
-    int timeout = spin ? 0 : next_timeout_ms(now);
+    int64_t timeout = spin ? 0 : sleep_bound_us(now);
     // An fd event is work too: keep spinning after socket traffic, so the
     // next request of a queue-depth-1 stream finds the reactor awake
     // instead of paying an epoll wake-up.
@@ -282,6 +299,7 @@ int Reactor::poll_once() {
   Reactor* prev = t_current;
   t_current = this;
   loop_now_us_ = now_us();
+  sleep_limit_us_ = UINT64_MAX;
   int work = run_messages() + run_pollers();
   run_deferred();
   run_timers(now_us());

@@ -8,6 +8,7 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -55,16 +56,22 @@ class Reactor {
   void defer(Msg fn) { deferred_.push_back(std::move(fn)); }
   PollerId add_poller(PollFn fn);
   void remove_poller(PollerId id);
-  // `busy`: whether an event on this fd counts as work that keeps the reactor
-  // spinning (sockets: yes; a periodic idle-poll timer: no, or an idle
-  // reactor would never sleep).
-  void add_fd(int fd, uint32_t events, FdFn fn, bool busy = true);
+  // An event on the fd counts as work: the reactor keeps spinning after it.
+  void add_fd(int fd, uint32_t events, FdFn fn);
   void modify_fd(int fd, uint32_t events);
   void remove_fd(int fd);
   TimerId add_timer(std::chrono::microseconds delay, TimerFn fn,
                     std::chrono::microseconds period = std::chrono::microseconds(0));
   void cancel_timer(TimerId id);
   void set_spin_us(uint64_t us) { spin_us_ = us; }
+  // For a poller that watches memory no fd signals (vfio-user doorbells):
+  // called in a pass, it bounds how long the reactor may sleep after that
+  // pass, so the memory is looked at again within `us`. The bound lasts one
+  // pass and arms a kernel timer only when the reactor does go to sleep: a
+  // periodic timer running while the reactor spins would interrupt it
+  // thousands of times a second (each a VM exit on a virtual machine) and
+  // cost a queue-depth-1 stream a third of its latency.
+  void limit_sleep_us(uint64_t us) { sleep_limit_us_ = std::min(sleep_limit_us_, us); }
 
   // Runs the loop on the calling thread until request_stop(); pins the thread
   // to core() (best effort: a core outside the allowed set only warns).
@@ -114,9 +121,12 @@ class Reactor {
   void run_deferred();
   int run_pollers();
   void run_timers(uint64_t now);
-  int next_timeout_ms(uint64_t now) const;
+  // How long the reactor may sleep from `now`: the next timer or the pass's
+  // sleep limit, whichever is first; -1 for no bound.
+  int64_t sleep_bound_us(uint64_t now) const;
   // Handles ready fds; returns how many had events (the wake-up fd excluded).
-  int wait_events(int timeout_ms);
+  // timeout_us: 0 looks without blocking, -1 blocks until an event.
+  int wait_events(int64_t timeout_us);
   void pin();
 
   struct Timer {
@@ -140,15 +150,12 @@ class Reactor {
   // included) while it runs; removed ones are freed after the pass.
   std::vector<std::unique_ptr<Poller>> pollers_;
   bool pollers_removed_ = false;
-  struct FdEntry {
-    FdFn fn;
-    bool busy;
-  };
-  std::unordered_map<int, std::shared_ptr<FdEntry>> fds_;
+  std::unordered_map<int, std::shared_ptr<FdFn>> fds_;
   std::multimap<uint64_t, TimerId> timer_queue_;
   std::unordered_map<TimerId, Timer> timers_;
   uint64_t next_id_ = 1;
   uint64_t spin_us_ = 200;
+  uint64_t sleep_limit_us_ = UINT64_MAX;
   std::thread thread_;
   std::atomic<uint64_t> busy_us_{0};
   std::atomic<uint64_t> idle_us_{0};

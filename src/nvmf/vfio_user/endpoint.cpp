@@ -4,7 +4,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -115,11 +114,6 @@ bool Endpoint::init(const std::string& dir, std::shared_ptr<nvmf::Subsystem> sub
   doorbells_ = static_cast<uint32_t*>(p);
   queues_.set_doorbells(doorbells_);
   queues_.set_dma(&dma_);
-  timer_fd_.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-  if (!timer_fd_) {
-    *error = fmt::format("vfio-user {}: timerfd: {}", path_, strerror(errno));
-    return false;
-  }
   ctrlr_ = nvmf::Controller::create_pcie(subsys, &queues_, reactor_, opts_);
   if (!ctrlr_) {
     *error = fmt::format("subsystem {} has no free controller ID for the vfio-user function {}",
@@ -135,34 +129,14 @@ bool Endpoint::init(const std::string& dir, std::shared_ptr<nvmf::Subsystem> sub
 
 void Endpoint::start() {
   reactor_.add_fd(listen_fd_.get(), EPOLLIN, [this](uint32_t) { on_accept(); });
-  reactor_.add_fd(
-      timer_fd_.get(), EPOLLIN,
-      [this](uint32_t) {
-        uint64_t n;
-        [[maybe_unused]] ssize_t r = read(timer_fd_.get(), &n, sizeof n);
-        // The poller runs right after this handler, in the same loop turn.
-        // Not busy: the idle-poll tick alone must let the reactor sleep again.
-      },
-      /*busy=*/false);
   poller_ = reactor_.add_poller([this] { return poll(); });
 }
 
 int Endpoint::poll() {
   int work = queues_.poll();
-  set_timer(!queues_.empty());
+  if (!queues_.empty()) reactor_.limit_sleep_us(idle_poll_us_);
   if (destroying_) finish_destroy_if_drained();
   return work;
-}
-
-void Endpoint::set_timer(bool on) {
-  if (on == timer_armed_) return;
-  timer_armed_ = on;
-  struct itimerspec its {};
-  if (on) {
-    its.it_value.tv_nsec = static_cast<long>(idle_poll_us_) * 1000;
-    its.it_interval = its.it_value;
-  }
-  timerfd_settime(timer_fd_.get(), 0, &its, nullptr);
 }
 
 void Endpoint::on_accept() {
@@ -273,7 +247,6 @@ void Endpoint::finish_destroy_if_drained() {
 
 void Endpoint::finish_destroy() {
   reactor_.remove_poller(poller_);
-  reactor_.remove_fd(timer_fd_.get());
   LOG_NOTICE("vfio_user", "vfio-user function {} removed", path_);
   queues_.set_controller(nullptr);
   ctrlr_.reset();

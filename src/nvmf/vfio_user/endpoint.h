@@ -10,12 +10,12 @@
 //
 // Doorbells. BAR0's doorbell page (0x1000..0x1fff) is a memfd page the
 // client mmaps (sparse mmap area), so a host writes doorbells without a
-// message. The reactor polls them: a poller while there is work, and an
-// interval timer (timerfd, `idle_poll_us`, default 200 us) that wakes an
-// otherwise idle reactor. Trade-off: an idle target costs ~1/idle_poll_us
-// wakeups per second instead of a spinning core, and the first command after
-// an idle period waits up to idle_poll_us (later ones see polling latency
-// while the reactor spins after work).
+// message. The reactor polls them every pass; when it goes to sleep, the
+// endpoint's poller bounds the sleep to `idle_poll_us` (default 200 us;
+// Reactor::limit_sleep_us) while queues exist. Trade-off: an idle target
+// costs ~1/idle_poll_us wakeups per second instead of a spinning core, and
+// the first command after an idle period waits up to idle_poll_us (later
+// ones see polling latency while the reactor spins after work).
 #pragma once
 
 #include <sys/types.h>
@@ -83,7 +83,6 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   void drop_client(const std::string& why);
   void device_reset();
   int poll();
-  void set_timer(bool on);
   void finish_destroy_if_drained();
   void finish_destroy();
 
@@ -111,7 +110,7 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   Reactor& reactor_;
   nvmf::TransportOpts opts_;
   std::string dir_, path_, subnqn_;
-  UniqueFd listen_fd_, client_fd_, doorbell_fd_, timer_fd_;
+  UniqueFd listen_fd_, client_fd_, doorbell_fd_;
   pid_t client_pid_ = 0;
   uint32_t* doorbells_ = nullptr;  // mmap of the memfd's doorbell page
   PciConfig config_;
@@ -122,7 +121,6 @@ class Endpoint : public std::enable_shared_from_this<Endpoint> {
   MsgReader reader_;
   bool negotiated_ = false;
   Reactor::PollerId poller_ = 0;
-  bool timer_armed_ = false;
   uint32_t idle_poll_us_ = 200;
   bool destroying_ = false;
   bool finishing_ = false;
