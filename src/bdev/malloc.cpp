@@ -51,9 +51,13 @@ class MallocBdev;
 // latency overlaps instead of stalling each copy. (Writes gain nothing
 // from it: their stores drain through the store buffer; measured 7 %
 // slower with it.) Off-reactor (tests), and for reads the caller takes in
-// place (BdevIo::direct_ok), it runs at once.
+// place (BdevIo::direct_ok), it runs at once; such a read is copied later by
+// the caller (the kernel, into a TCP send), so the prefetch covers its first
+// 4 KiB: TCP 4K randread QD32 +5.7 % over none, +4 % over 512 B.
 class MallocChannel final : public Channel {
  public:
+  static constexpr uint64_t kAhead = 512;  // enough to start the memory stream
+  static constexpr uint64_t kDirectAhead = 4096;
   MallocChannel(Bdev& b, uint8_t* base, Reactor* reactor)
       : Channel(b), base_(base), reactor_(reactor) {
     if (reactor_) poller_ = reactor_->add_poller([this] { return run_pending(); });
@@ -65,15 +69,16 @@ class MallocChannel final : public Channel {
 
  protected:
   void do_submit(BdevIo* io) override {
+    const uint8_t* p = base_ + io->offset_blocks * bdev().block_size();
+    const uint64_t len = io->num_blocks * bdev().block_size();
+    if (io->type == IoType::kRead) {
+      uint64_t n = std::min<uint64_t>(io->direct_ok ? kDirectAhead : kAhead, len);
+      for (uint64_t off = 0; off < n; off += 64) __builtin_prefetch(p + off);
+    }
     if (!reactor_ || (io->direct_ok && io->type == IoType::kRead)) {
       execute(io);
       return;
     }
-    constexpr uint64_t kAhead = 512;  // enough to start the memory stream
-    const uint8_t* p = base_ + io->offset_blocks * bdev().block_size();
-    uint64_t n = std::min<uint64_t>(kAhead, io->num_blocks * bdev().block_size());
-    if (io->type == IoType::kRead)
-      for (uint64_t off = 0; off < n; off += 64) __builtin_prefetch(p + off);
     pending_.push_back(io);
   }
 
