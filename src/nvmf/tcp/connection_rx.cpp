@@ -18,6 +18,14 @@ namespace {
 
 constexpr uint8_t kFabricsOpcode = 0x7f;
 constexpr uint8_t kFctypeConnect = 0x01;
+// Reads up to this size are sent straight from a memory bdev (C2HData can
+// carry data from anywhere). Larger ones are copied into the connection's
+// buffer first: the kernel's copy into the socket is then from cache, and
+// two copies can beat one cold one. Interleaved A/Bs under SPDK perf: sent
+// in place, 4K randread is 13 % faster, 8K-64K within the noise (+-8 %);
+// copied, 128K sequential read is 0-21 % faster over five A/Bs (the target
+// core's copy time falls from 37 % to 26 % of its samples).
+constexpr uint32_t kDirectSendMax = 64 * 1024;
 
 bool is_connect(const nvme::Sqe& c) {
   return c.opc == kFabricsOpcode && static_cast<uint8_t>(c.nsid & 0xff) == kFctypeConnect;
@@ -211,13 +219,13 @@ void TcpConnection::handle_capsule_header() {
   free_.pop_back();
   tr->req.reset();
   tr->req.cmd = c.sqe;
-  tr->req.direct_ok = true;  // a C2HData PDU can carry data from anywhere
   tr->local_status = tr->ddgst_error = tr->r2t = false;
   tr->h2c_next = 0;
   tr->big_buf = nullptr;
   tr->state = ReqState::kRecvCapsuleData;
   if (sq_size()) sqhd_ = (sqhd_ + 1) % sq_size();
   nvme::Status st = parse_data_pointer(tr, data_len);
+  tr->req.direct_ok = tr->req.length <= kDirectSendMax;
   if (!st.ok()) {
     tr->local_status = true;
     tr->req.status = st;

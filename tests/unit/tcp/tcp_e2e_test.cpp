@@ -277,9 +277,9 @@ TEST_P(TcpE2EDigest, WriteReadPattern) {
   EXPECT_EQ(q.ddgst(), dd);
   // In-capsule (512, 4096), R2T-sized (8 KiB .. 128 KiB).
   write_read_verify(h, q, {512, 4096, 8192, 65536, 131072, 4096 * 3});
-  // The malloc namespace: its reads leave the target straight from the
-  // bdev's memory (digests computed there too), and once sent, no request
-  // holds the bdev any more.
+  // The malloc namespace: its reads up to 64 KiB leave the target straight
+  // from the bdev's memory (digests computed there too), larger ones through
+  // the connection's buffer; once sent, no request holds the bdev any more.
   {  // a write opens the queue's channel to it
     std::vector<uint8_t> buf(kBlockSize, 1);
     IoWait w;
