@@ -434,7 +434,7 @@ def _extras_md(x):
             f"({x['memcpy']['4k']['gib_per_s']:.1f} GiB/s) |",
             f"| memcpy 128 KiB, one core | {x['memcpy']['128k']['copies_per_s']:,.0f} "
             f"copies/s ({x['memcpy']['128k']['gib_per_s']:.1f} GiB/s) |"] + (
-        [f"| memcpy 4 KiB into the disk (writes), one core | "
+        [f"| memcpy 4 KiB into the disk (writes, streaming stores), one core | "
          f"{x['memcpy']['4k_write']['copies_per_s']:,.0f} copies/s "
          f"({x['memcpy']['4k_write']['gib_per_s']:.1f} GiB/s) |"] if "4k_write" in x["memcpy"]
         else []) + [
