@@ -9,6 +9,8 @@
 #include <map>
 #include <mutex>
 
+#include "common/clock.h"
+
 namespace nvemu::log {
 namespace {
 
@@ -138,10 +140,7 @@ bool enabled(Level level, std::string_view component) {
 }
 
 bool RateLimit::allow(uint64_t* suppressed) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  uint64_t now =
-      static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+  uint64_t now = monotonic_us();
   uint64_t start = window_start_us_.load(std::memory_order_relaxed);
   if ((start == 0 || now - start >= window_us_) &&
       window_start_us_.compare_exchange_strong(start, now, std::memory_order_relaxed))

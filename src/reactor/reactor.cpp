@@ -11,6 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/clock.h"
 #include "common/counter.h"
 #include "common/log.h"
 
@@ -52,9 +53,7 @@ uint64_t Reactor::loop_us() {
 }
 
 uint64_t Reactor::now_us() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+  return monotonic_us();
 }
 
 void Reactor::send(Msg fn) {
