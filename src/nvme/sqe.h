@@ -181,6 +181,10 @@ struct Status {
   bool dnr = false;
   bool more = false;
   uint16_t error_location = 0xffff;
+  // Pads Status to 8 bytes: GCC assembles a 6-byte struct on the stack from
+  // byte stores and reads it back whole, a store-forwarding stall on every
+  // status check of the I/O path; 8 bytes stay in one register.
+  uint16_t reserved_ = 0;
 
   static constexpr Status success() { return {}; }
   static constexpr Status generic(uint8_t code, bool dnr = true) {
