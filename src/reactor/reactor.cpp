@@ -129,13 +129,23 @@ int Reactor::run_messages() {
   return n;
 }
 
-void Reactor::run_deferred() {
-  // A deferred function may defer again: run until none is left.
-  while (!deferred_.empty()) {
-    running_deferred_.swap(deferred_);
-    for (Msg& fn : running_deferred_) fn();
-    running_deferred_.clear();
+void Reactor::run_pass_tasks() {
+  // A task may schedule tasks (itself too): run until none is left.
+  while (!pass_tasks_.empty()) {
+    running_tasks_.swap(pass_tasks_);
+    for (PassTask* t : running_tasks_) {
+      if (!t) continue;  // destroyed since it was scheduled
+      t->scheduled_ = false;
+      t->fn_();  // may destroy t or a later task of this batch
+    }
+    running_tasks_.clear();
   }
+}
+
+Reactor::PassTask::~PassTask() {
+  if (!scheduled_) return;
+  for (auto* list : {&reactor_.pass_tasks_, &reactor_.running_tasks_})
+    std::replace(list->begin(), list->end(), this, static_cast<PassTask*>(nullptr));
 }
 
 int Reactor::run_pollers() {
@@ -246,7 +256,7 @@ void Reactor::run() {
   while (!stop_) {
     sleep_limit_us_ = UINT64_MAX;
     int work = run_messages() + run_pollers();
-    run_deferred();
+    run_pass_tasks();
     uint64_t now = now_us();
     run_timers(now);
     if (work > 0) last_work = now;
@@ -263,7 +273,7 @@ void Reactor::run() {
       skipped = 0;
       events = wait_events(timeout);
       quiet_fd_looks = events > 0 ? 0 : quiet_fd_looks + 1;
-      run_deferred();
+      run_pass_tasks();
       after = now_us();
     }
     loop_now_us_ = after;
@@ -300,7 +310,7 @@ int Reactor::poll_once() {
   loop_now_us_ = now_us();
   sleep_limit_us_ = UINT64_MAX;
   int work = run_messages() + run_pollers();
-  run_deferred();
+  run_pass_tasks();
   run_timers(now_us());
   t_current = prev;
   return work;

@@ -49,11 +49,34 @@ class Reactor {
   void send(Msg fn);
   void request_stop();
 
+  // Work that many completions of one pass trigger (a socket flush, an
+  // interrupt) and that should run once, at the end of the pass: after the
+  // pollers, or after the fd handlers when scheduled from one. Owned by the
+  // object whose work it is; destroying it unschedules it, so no lifetime
+  // token (weak_ptr) is taken per pass, and scheduling allocates nothing.
+  class PassTask {
+   public:
+    PassTask(Reactor& reactor, std::function<void()> fn) : reactor_(reactor), fn_(std::move(fn)) {}
+    // On the reactor's thread if still scheduled.
+    ~PassTask();
+    PassTask(const PassTask&) = delete;
+    PassTask& operator=(const PassTask&) = delete;
+    // Owner thread only. Runs fn once this pass, however often it is called.
+    void schedule() {
+      if (scheduled_) return;
+      scheduled_ = true;
+      reactor_.pass_tasks_.push_back(this);
+    }
+    bool scheduled() const { return scheduled_; }
+
+   private:
+    friend class Reactor;
+    Reactor& reactor_;
+    std::function<void()> fn_;
+    bool scheduled_ = false;
+  };
+
   // Owner thread only.
-  // Runs fn later in this loop pass: after the pollers, or after the fd
-  // handlers when called from one. Lets work that many completions of one
-  // pass trigger (a socket flush, an interrupt) happen once per pass.
-  void defer(Msg fn) { deferred_.push_back(std::move(fn)); }
   PollerId add_poller(PollFn fn);
   void remove_poller(PollerId id);
   // An event on the fd counts as work: the reactor keeps spinning after it.
@@ -118,7 +141,7 @@ class Reactor {
   void destroy_locals();
 
   int run_messages();
-  void run_deferred();
+  void run_pass_tasks();
   int run_pollers();
   void run_timers(uint64_t now);
   // How long the reactor may sleep from `now`: the next timer or the pass's
@@ -161,7 +184,8 @@ class Reactor {
   std::atomic<uint64_t> idle_us_{0};
   std::vector<std::unique_ptr<LocalBase>> locals_;
   uint64_t loop_now_us_ = 0;
-  std::vector<Msg> deferred_, running_deferred_;
+  // Scheduled PassTasks; a destroyed one leaves a nullptr behind.
+  std::vector<PassTask*> pass_tasks_, running_tasks_;
 };
 
 template <typename T>

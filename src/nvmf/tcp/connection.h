@@ -158,7 +158,9 @@ class TcpConnection final : public Qpair,
   size_t send_off_ = 0;  // bytes of send_head_ already written
   bool want_write_ = false;
   bool flushing_ = false;
-  bool flush_deferred_ = false;  // a flush is queued for the end of this pass
+  // Sends this pass's PDUs in one sendmsg at its end. Unscheduled before the
+  // last reference can go: forget() runs a pass after close.
+  Reactor::PassTask flush_task_{reactor(), [this] { flush(); }};
   SendItem icresp_item_;
   alignas(8) uint8_t icresp_buf_[sizeof(ICResp)];
   SendItem term_item_;

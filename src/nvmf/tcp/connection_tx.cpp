@@ -104,14 +104,7 @@ void TcpConnection::request_flush() {
   // In a receive batch on_readable() flushes at its end; otherwise the
   // PDUs of one reactor pass (a bdev completes a batch at once) go out in
   // one sendmsg at the end of the pass.
-  if (in_rx_ || flush_deferred_) return;
-  flush_deferred_ = true;
-  reactor().defer([weak = weak_from_this()] {
-    if (auto self = weak.lock()) {
-      self->flush_deferred_ = false;
-      self->flush();
-    }
-  });
+  if (!in_rx_) flush_task_.schedule();
 }
 
 void TcpConnection::queue_r2t(TcpRequest* tr) {

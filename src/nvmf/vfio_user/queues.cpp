@@ -52,9 +52,7 @@ nlohmann::json Sq::peer_json() const {
 
 Queues::Queues(Reactor& reactor, Irqs& irqs) : reactor_(reactor), irqs_(irqs) {}
 
-Queues::~Queues() {
-  *alive_ = nullptr;  // a deferred interrupt flush finds us gone
-}
+Queues::~Queues() = default;
 
 uint32_t Queues::load_doorbell(uint32_t index) const {
   return __atomic_load_n(&doorbells_[index], __ATOMIC_ACQUIRE);
@@ -281,15 +279,7 @@ void Queues::on_complete(Sq& sq, nvmf::Request* req) {
   release(sq, req);
   // Completions outside poll() (a bdev poller, an io_uring event) come in
   // batches: raise each CQ's vector once, at the end of the pass.
-  if (!in_poll_ && !irq_flush_deferred_) {
-    irq_flush_deferred_ = true;
-    reactor_.defer([alive = alive_] {
-      if (Queues* q = *alive) {
-        q->irq_flush_deferred_ = false;
-        q->flush_irqs();
-      }
-    });
-  }
+  if (!in_poll_) irq_flush_.schedule();
 }
 
 void Queues::flush_irqs() {

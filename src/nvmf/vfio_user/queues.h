@@ -27,6 +27,7 @@
 #include "nvmf/vfio_user/dma.h"
 #include "nvmf/vfio_user/irq.h"
 #include "nvmf/vfio_user/prp_sgl.h"
+#include "reactor/reactor.h"
 
 namespace nvemu::vfio_user {
 
@@ -153,8 +154,8 @@ class Queues final : public nvmf::QueueHost {
   std::vector<std::unique_ptr<Sq>> zombies_;
   std::vector<uint16_t> poll_qids_;  // poll()'s scratch: no allocation per pass
   bool in_poll_ = false;
-  bool irq_flush_deferred_ = false;
-  std::shared_ptr<Queues*> alive_ = std::make_shared<Queues*>(this);
+  // Raises the vectors of completions posted outside poll(), once a pass.
+  Reactor::PassTask irq_flush_{reactor_, [this] { flush_irqs(); }};
   bool quiesced_ = false;
   bool failed_ = false;
   QueueStats stats_;
