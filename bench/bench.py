@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,6 +102,37 @@ class Foreign:
         ours = (_proc_ticks(self.pid) - self.p0) + (_children_ticks() - self.c0)
         other = (_busy_ticks() - self.b0) - ours
         return max(0.0, 100.0 * other / os.sysconf("SC_CLK_TCK") / max(dt, 1e-3))
+
+
+class TargetLoad(threading.Thread):
+    """The target reactor's busy share in the middle of a run, from
+    framework_get_reactors (both targets count a pass as busy only when it
+    found work, so a spinning reactor with nothing to do is idle). Sampled
+    from 40 % to 90 % of the run, clear of either initiator's start-up. Below
+    100 %, the target waited for its initiator."""
+
+    def __init__(self, rpc, seconds):
+        super().__init__(daemon=True)
+        self.rpc, self.seconds, self.share = rpc, seconds, float("nan")
+
+    def _sample(self):
+        r = self.rpc.call("framework_get_reactors")["reactors"][0]
+        return r["busy"], r["idle"]
+
+    def run(self):
+        try:
+            time.sleep(0.4 * self.seconds)
+            b0, i0 = self._sample()
+            time.sleep(0.5 * self.seconds)
+            b1, i1 = self._sample()
+            if b1 + i1 > b0 + i0:
+                self.share = (b1 - b0) / ((b1 - b0) + (i1 - i0))
+        except (OSError, RuntimeError, KeyError, IndexError):
+            pass  # reported as unknown (nan)
+
+    def pct(self):
+        self.join()
+        return 100.0 * self.share
 
 
 def wait_quiet(target_pid, max_pct, max_wait):
@@ -345,7 +377,10 @@ def machine():
 
 
 def spread(vals):
-    vals = sorted(vals)
+    vals = sorted(v for v in vals if v == v)  # a nan (not measured) is left out
+    if not vals:
+        nan = float("nan")
+        return {"median": nan, "min": nan, "max": nan, "n": 0, "all": []}
     return {"median": statistics.median(vals), "min": vals[0], "max": vals[-1], "n": len(vals),
             "all": vals}
 
@@ -539,8 +574,9 @@ def markdown(summary):
         sep = "|---|---|---|---|---|---|"
         if have_spdk:
             hdr += (" SPDK IOPS (median, min–max) | SPDK avg lat us | SPDK p99 us | "
-                    "nvemu/SPDK IOPS (min–max) | others' CPU % max (nvemu / SPDK runs) |")
-            sep += "---|---|---|---|---|"
+                    "nvemu/SPDK IOPS (min–max) | target busy % (nvemu / SPDK) | "
+                    "others' CPU % max (nvemu / SPDK runs) |")
+            sep += "---|---|---|---|---|---|"
         else:
             hdr += " SPDK reference (not same-run) |"
             sep += "---|"
@@ -564,6 +600,9 @@ def markdown(summary):
             elif have_spdk:
                 row += " – | – | – | – |"
             if have_spdk:
+                tb = [r[i]["target_busy_pct"]["median"] if i in r and "target_busy_pct" in r[i]
+                      else float("nan") for i in ("nvemu", "spdk")]
+                row += f" {_num(tb[0], '.0f')} / {_num(tb[1], '.0f')} |"
                 fc = [r[i]["foreign_cpu_pct"]["max"] if i in r and "foreign_cpu_pct" in r[i]
                       else float("nan") for i in ("nvemu", "spdk")]
                 row += f" {_num(fc[0], '.0f')} / {_num(fc[1], '.0f')} |"
@@ -717,6 +756,8 @@ def main():
                 base = f"{impl}-{ini}-{tr}-{case[0]}-rep{rep + 1}"
                 waited = wait_quiet(t.proc.pid, quiet_pct, quiet_wait)
                 foreign = Foreign(t.proc.pid)
+                load = TargetLoad(t.rpc, seconds)
+                load.start()
                 try:
                     if ini == "nvemu-perf":
                         r = run_nvemu_perf(os.path.join(bin_dir, "nvemu-perf"), case, tr, port,
@@ -733,6 +774,7 @@ def main():
                     tail = [ln for ln in msg if ln.strip()][-1:] or ["?"]
                     failures.append({"target": impl, "initiator": ini, "transport": tr,
                                      "case": case[0], "rep": rep + 1, "error": tail[0]})
+                    load.pct()  # its next run must not share the RPC socket with it
                     with open(os.path.join(out, base + ".error.txt"), "w") as f:
                         f.write(str(e))
                     log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} "
@@ -740,13 +782,15 @@ def main():
                     continue
                 r["rep"] = rep
                 r["foreign_cpu_pct"] = foreign.pct()
+                r["target_busy_pct"] = load.pct()
                 r["waited_for_quiet_s"] = waited
                 with open("/proc/loadavg") as f:  # how busy the machine was
                     r["loadavg_after"] = [float(x) for x in f.read().split()[:3]]
                 raw.setdefault((impl, ini, tr, case[0]), []).append(r)
                 log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} "
                     f"{r['iops']:12,.0f} IOPS {r['mibps']:9,.0f} MiB/s "
-                    f"{r['lat_us']:8.2f} us  others {r['foreign_cpu_pct']:3.0f} %")
+                    f"{r['lat_us']:8.2f} us  target busy {r['target_busy_pct']:3.0f} %  "
+                    f"others {r['foreign_cpu_pct']:3.0f} %")
         finally:
             t.stop()
     try:
@@ -783,10 +827,10 @@ def main():
                     row = {"initiator": ini, "transport": tr, "case": case[0]}
                     if rs:
                         row["nvemu"] = {k: spread([r[k] for r in rs])
-                                        for k in keys + ("foreign_cpu_pct",)}
+                                        for k in keys + ("foreign_cpu_pct", "target_busy_pct")}
                     if ss:
                         row["spdk"] = {k: spread([r[k] for r in ss])
-                                       for k in keys + ("foreign_cpu_pct",)}
+                                       for k in keys + ("foreign_cpu_pct", "target_busy_pct")}
                     if rs and ss:
                         # Ratios of same-repetition pairs (the two targets ran back to back).
                         by_rep = {s["rep"]: s for s in ss}

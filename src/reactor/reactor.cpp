@@ -278,8 +278,10 @@ void Reactor::run() {
     }
     loop_now_us_ = after;
     if (events > 0) last_work = after;
-    // This thread is the counters' only writer: no locked add per pass.
-    add_single_writer(spin || timeout == 0 ? busy_us_ : idle_us_, after - mark);
+    // SPDK's meaning, which spdk_top and load figures rely on: a pass that
+    // found work is busy; one that polled and found nothing, or slept, is
+    // idle. This thread is the counters' only writer: no locked add per pass.
+    add_single_writer(work > 0 || events > 0 ? busy_us_ : idle_us_, after - mark);
     mark = after;
   }
   // Drain what was sent before stop so no completion is lost.

@@ -123,7 +123,8 @@ class Reactor {
   template <typename T>
   T& local();
 
-  // For framework_get_reactors: time spent doing work vs sleeping/idle.
+  // For framework_get_reactors: time in passes that found work vs passes
+  // that found none or slept (a spinning reactor with nothing to do is idle).
   uint64_t busy_us() const { return busy_us_.load(std::memory_order_relaxed); }
   uint64_t idle_us() const { return idle_us_.load(std::memory_order_relaxed); }
   size_t poller_count() const { return pollers_.size(); }
