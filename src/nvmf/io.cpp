@@ -118,7 +118,7 @@ void finish(Request* req, Status s) {
 }
 
 // SMART counters, kept per qpair (Controller::smart_counts sums them).
-void count(Request* req, const Status& s) {
+void count(Request* req, Status s) {
   Qpair::IoState& io = req->qpair->io;
   if (s.sct == nvme::Sct::kMediaError) add_single_writer(io.media_errors, 1);
   if (!s.ok()) return;
@@ -193,21 +193,19 @@ void io_done(bdev::BdevIo* io, bdev::IoStatus st) {
 }
 
 struct Parsed {
-  Status status;
   NsChannel* ch = nullptr;  // the namespace on this reactor
   uint64_t slba = 0;
   uint64_t nlb = 0;
 };
 
-// Namespace, range, size and data-length checks shared by the commands.
-Parsed parse(const Controller& ctrlr, Request* req) {
+// Namespace, range, size and data-length checks shared by the commands. The
+// status is returned, not kept in Parsed: a Status in a stack struct is
+// written field by field and read back whole, a store-forwarding stall.
+Status parse(const Controller& ctrlr, Request* req, Parsed* out) {
   const nvme::Sqe& cmd = req->cmd;
-  Parsed p;
+  Parsed& p = *out;
   p.ch = group_of(req).lookup(*req->qpair, *ctrlr.subsystem(), cmd.nsid);
-  if (!p.ch) {
-    p.status = Status::generic(nvme::sc::kInvalidNamespaceOrFormat).at(nvme::loc::kNsid);
-    return p;
-  }
+  if (!p.ch) return Status::generic(nvme::sc::kInvalidNamespaceOrFormat).at(nvme::loc::kNsid);
   const bdev::Bdev& b = *p.ch->bdev;
   switch (cmd.opc) {
     case nop::kRead:
@@ -216,32 +214,26 @@ Parsed parse(const Controller& ctrlr, Request* req) {
     case nop::kWriteZeroes: {
       p.slba = uint64_t{cmd.cdw10} | uint64_t{cmd.cdw11} << 32;
       p.nlb = nvme::rw::nlb(cmd.cdw12);
-      if (p.slba + p.nlb > b.num_blocks() || p.slba + p.nlb < p.slba) {
-        p.status = Status::generic(nvme::sc::kLbaOutOfRange).at(nvme::loc::kCdw10);
-        return p;
-      }
+      if (p.slba + p.nlb > b.num_blocks() || p.slba + p.nlb < p.slba)
+        return Status::generic(nvme::sc::kLbaOutOfRange).at(nvme::loc::kCdw10);
       if (cmd.opc == nop::kWriteZeroes) break;
       uint64_t bytes = p.nlb * b.block_size();
-      if (bytes > ctrlr.opts().max_io_size) {  // beyond MDTS
-        p.status = Status::generic(nvme::sc::kInvalidField).at(nvme::loc::kCdw12);
-        return p;
-      }
-      if (req->length < bytes) {
-        p.status = Status::generic(nvme::sc::kDataSglLengthInvalid).at(nvme::loc::kDptr);
-        return p;
-      }
+      if (bytes > ctrlr.opts().max_io_size)  // beyond MDTS
+        return Status::generic(nvme::sc::kInvalidField).at(nvme::loc::kCdw12);
+      if (req->length < bytes)
+        return Status::generic(nvme::sc::kDataSglLengthInvalid).at(nvme::loc::kDptr);
       break;
     }
     case nop::kDatasetManagement: {
       uint32_t nr = (cmd.cdw10 & 0xff) + 1;
       if (req->length < nr * sizeof(nvme::DsmRange))
-        p.status = Status::generic(nvme::sc::kDataSglLengthInvalid).at(nvme::loc::kDptr);
+        return Status::generic(nvme::sc::kDataSglLengthInvalid).at(nvme::loc::kDptr);
       break;
     }
     default:
       break;
   }
-  return p;
+  return Status::success();
 }
 
 void start(Request* req, NsChannel* c) {
@@ -280,15 +272,16 @@ void Controller::exec_io(Request* req) {
     return fail(cached ? Status::generic(nvme::sc::kInvalidNamespaceOrFormat).at(nvme::loc::kNsid)
                        : Status::success());
   }
-  Parsed p = parse(*this, req);
-  if (!p.status.ok()) {
+  Parsed p;
+  Status parsed = parse(*this, req, &p);
+  if (!parsed.ok()) {
     if (cmd.fuse() == nvme::kFuseSecond && first) {
       Request* f = first;
       first = nullptr;
       f->status = Status::generic(nvme::sc::kAbortedFailedFused, false);
       complete(f);
     }
-    return fail(p.status);
+    return fail(parsed);
   }
   const bdev::Bdev& b = *p.ch->bdev;
 
