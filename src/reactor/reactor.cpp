@@ -284,8 +284,10 @@ void Reactor::run() {
     add_single_writer(work > 0 || events > 0 ? busy_us_ : idle_us_, after - mark);
     mark = after;
   }
-  // Drain what was sent before stop so no completion is lost.
+  // Drain what was sent before stop so no completion is lost, and leave no
+  // PassTask scheduled: its owner may outlive this reactor.
   run_messages();
+  run_pass_tasks();
   destroy_locals();
   t_current = nullptr;
 }
