@@ -209,7 +209,7 @@ int Reactor::wait_events(int64_t timeout_us) {
       n = epoll_wait(epfd_, evs, 64, static_cast<int>((timeout_us + 999) / 1000));
   }
   sleeping_.store(false, std::memory_order_relaxed);
-  int busy = 0;
+  int handled = 0;
   for (int i = 0; i < n; ++i) {
     int fd = evs[i].data.fd;
     if (fd == wakefd_) {
@@ -220,10 +220,10 @@ int Reactor::wait_events(int64_t timeout_us) {
     auto it = fds_.find(fd);
     if (it == fds_.end()) continue;
     std::shared_ptr<FdFn> fn = it->second;  // the handler may remove itself
-    ++busy;
+    ++handled;
     (*fn)(evs[i].events);
   }
-  return busy;
+  return handled;
 }
 
 void Reactor::pin() {
