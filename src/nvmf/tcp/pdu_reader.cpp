@@ -27,34 +27,39 @@ PduReader::ReadResult PduReader::read_from(int fd) {
   // A read that returned less than asked for emptied the socket: the next
   // one would only say EAGAIN, and the (level-triggered) epoll reports any
   // byte that arrives after it. One syscall saved per wake-up.
-  bool short_read = false;
   while (state_ != State::kStopped) {
-    if (stage_pos_ == stage_len_) {
-      if (short_read) return ReadResult::kDrained;
-      uint32_t left = layout_.data_len - data_got_;
-      bool direct = state_ == State::kData && left >= kDirectRecv;
-      size_t want = direct ? left : kStagingSize;
-      ssize_t n = direct ? ::recv(fd, data_dst_ + data_got_, want, MSG_DONTWAIT)
-                         : ::recv(fd, staging_.get(), want, MSG_DONTWAIT);
-      if (n == 0) return ReadResult::kEof;
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return ReadResult::kDrained;
-        return ReadResult::kError;
-      }
-      short_read = static_cast<size_t>(n) < want;
-      if (direct) {
-        data_got_ += static_cast<uint32_t>(n);
-        if (data_got_ == layout_.data_len) on_data();
-        continue;
-      }
-      stage_pos_ = 0;
-      stage_len_ = static_cast<size_t>(n);
+    RecvSpan span = next_recv();
+    ssize_t n = ::recv(fd, span.buf, span.len, MSG_DONTWAIT);
+    if (n == 0) return ReadResult::kEof;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return ReadResult::kDrained;
+      return ReadResult::kError;
     }
+    if (received(static_cast<size_t>(n)) == ReadResult::kStopped) return ReadResult::kStopped;
+    if (static_cast<size_t>(n) < span.len) return ReadResult::kDrained;
+  }
+  return ReadResult::kStopped;
+}
+
+PduReader::RecvSpan PduReader::next_recv() {
+  uint32_t left = layout_.data_len - data_got_;
+  recv_direct_ = state_ == State::kData && left >= kDirectRecv;
+  if (recv_direct_) return {data_dst_ + data_got_, left};
+  return {staging_.get(), kStagingSize};
+}
+
+PduReader::ReadResult PduReader::received(size_t n) {
+  if (recv_direct_) {
+    data_got_ += static_cast<uint32_t>(n);
+    if (data_got_ == layout_.data_len) on_data();
+  } else {
+    stage_pos_ = 0;
+    stage_len_ = n;
     while (step()) {
     }
   }
-  return ReadResult::kStopped;
+  return state_ == State::kStopped ? ReadResult::kStopped : ReadResult::kDrained;
 }
 
 bool PduReader::step() {

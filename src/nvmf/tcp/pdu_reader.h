@@ -53,6 +53,17 @@ class PduReader {
   // until one of the ReadResult conditions.
   ReadResult read_from(int fd);
 
+  // For a caller that receives by other means (io_uring): where the next
+  // receive lands and the most it may take, then received() with the byte
+  // count that arrived there (> 0), which runs the state machine over them
+  // and returns kStopped or kDrained.
+  struct RecvSpan {
+    uint8_t* buf;
+    size_t len;
+  };
+  RecvSpan next_recv();
+  ReadResult received(size_t n);
+
   // Read nothing more (fatal error or closed).
   void stop() { state_ = State::kStopped; }
   bool stopped() const { return state_ == State::kStopped; }
@@ -98,6 +109,7 @@ class PduReader {
   static constexpr size_t kStagingSize = 64 * 1024;
   std::unique_ptr<uint8_t[]> staging_;
   size_t stage_pos_ = 0, stage_len_ = 0;
+  bool recv_direct_ = false;  // the span of next_recv() is the owner's buffer
 };
 
 }  // namespace nvemu::nvmf::tcp
