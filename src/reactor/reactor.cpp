@@ -262,6 +262,10 @@ void Reactor::run() {
     if (work > 0) last_work = now;
     bool spin = work > 0 || now - last_work < spin_us_;
     int64_t timeout = spin ? 0 : sleep_bound_us(now);
+    bool hooked = timeout != 0 && !sleep_hooks_.empty();
+    if (hooked)
+      for (SleepHook* h : sleep_hooks_)
+        if (!h->prepare()) timeout = 0;
     // An fd event is work too: keep spinning after socket traffic, so the
     // next request of a queue-depth-1 stream finds the reactor awake
     // instead of paying an epoll wake-up.
@@ -276,6 +280,8 @@ void Reactor::run() {
       run_pass_tasks();
       after = now_us();
     }
+    if (hooked)
+      for (SleepHook* h : sleep_hooks_) h->woke();
     loop_now_us_ = after;
     if (events > 0) last_work = after;
     // SPDK's meaning, which spdk_top and load figures rely on: a pass that

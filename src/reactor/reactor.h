@@ -76,6 +76,18 @@ class Reactor {
     bool scheduled_ = false;
   };
 
+  // For a poller whose work no fd announces while the reactor spins but one
+  // can while it sleeps (an io_uring with deferred task work): prepare() runs
+  // before each sleep and returns false if work turned up after all (the
+  // reactor then does not sleep); woke() runs after it. Owner thread only;
+  // the hook must outlive its registration.
+  struct SleepHook {
+    std::function<bool()> prepare;
+    std::function<void()> woke;
+  };
+  void add_sleep_hook(SleepHook* hook) { sleep_hooks_.push_back(hook); }
+  void remove_sleep_hook(SleepHook* hook) { std::erase(sleep_hooks_, hook); }
+
   // Owner thread only.
   PollerId add_poller(PollFn fn);
   void remove_poller(PollerId id);
@@ -187,6 +199,7 @@ class Reactor {
   uint64_t loop_now_us_ = 0;
   // Scheduled PassTasks; a destroyed one leaves a nullptr behind.
   std::vector<PassTask*> pass_tasks_, running_tasks_;
+  std::vector<SleepHook*> sleep_hooks_;
 };
 
 template <typename T>
