@@ -166,6 +166,12 @@ std::vector<Command> make_table() {
        {pos("name", "Name of subsystem to query")},
        Output::kDict},
 
+      // ---- sock ----
+      {"sock_set_default_impl",
+       "Set the default sock implementation",
+       {opt("-i", "--impl", "Socket implementation name, e.g. posix").required().to("impl_name")},
+       Output::kJson},
+
       // ---- log ----
       {"log_set_flag",
        "set log flag",

@@ -67,6 +67,7 @@ void request_shutdown(int sig) {
 void register_all_rpcs() {
   register_app_rpcs();
   register_config_rpcs();
+  register_sock_rpcs();
   bdev::register_rpcs();
   nvmf::register_subsystem_rpcs();
   nvmf::register_transport_rpcs();

@@ -12,5 +12,6 @@ std::string apply_config(const nlohmann::json& cfg);
 std::string load_config_file(const std::string& path);
 void register_config_rpcs();
 void register_app_rpcs();
+void register_sock_rpcs();
 
 }  // namespace nvemu::app

@@ -4,7 +4,9 @@ with its own nvme-tcp driver and Debian's nvme-cli and fio. Asserts on what
 the host sees (identify fields, bytes read back, fio's verify, a hot-added
 namespace) and on what reached the backing file.
 
-Prints one line per check, then "N passed, N failed"; exits 1 on failure."""
+Prints one line per check, then "N passed, N failed"; exits 1 on failure.
+NVEMU_SOCK_IMPL=uring runs it with the target's sockets on io_uring
+(sock_set_default_impl; the default is posix)."""
 import hashlib
 import json
 import os
@@ -44,6 +46,11 @@ class Checks:
 
 
 def configure(tgt, port, backing):
+    impl = os.environ.get("NVEMU_SOCK_IMPL")
+    if impl:
+        tgt.result("sock_set_default_impl", {"impl_name": impl})
+        tgt.result("log_set_print_level", {"level": "INFO"})  # each connection names its impl
+        tgt.result("log_set_flag", {"flag": "tcp"})
     tgt.result("framework_start_init")
     tgt.result("bdev_uring_create", {"name": "File0", "filename": backing, "block_size": 512})
     tgt.result("nvmf_create_subsystem", {"nqn": NQN, "allow_any_host": True,
@@ -56,6 +63,10 @@ def configure(tgt, port, backing):
     tgt.result("nvmf_subsystem_add_listener", {"nqn": NQN, "listen_address": addr})
     tgt.result("nvmf_subsystem_add_listener", {"nqn": "nqn.2014-08.org.nvmexpress.discovery",
                                                "listen_address": addr})
+
+
+def used_uring(tgt):
+    assert "(io_uring)" in tgt.output(), "no connection on io_uring in the target log"
 
 
 def find_disk(g):
@@ -184,6 +195,8 @@ def main():
                 checks.run("no timeouts/resets in dmesg", clean_dmesg)
                 checks.run("nvme disconnect", disconnect)
             assert tgt.alive(), "nvemu-tgt died:\n" + tgt.output()[-3000:]
+            if os.environ.get("NVEMU_SOCK_IMPL") == "uring":
+                checks.run("the connections used io_uring", used_uring, tgt)
     except Exception as e:  # noqa: BLE001
         checks.failed += 1
         print(f"FAIL setup: {e}")

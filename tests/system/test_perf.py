@@ -29,6 +29,8 @@ SECONDS = os.environ.get("NVEMU_PERF_TEST_SECONDS", "2")
 
 
 class PerfTest(unittest.TestCase):
+    SOCK_IMPL = None  # sock_set_default_impl before start-up, if set
+
     @classmethod
     def setUpClass(cls):
         cls.tgt = harness.Target()
@@ -36,6 +38,11 @@ class PerfTest(unittest.TestCase):
         os.makedirs(cls.vfu_dir)
         cls.port = harness.free_port()
         t = cls.tgt
+        if cls.SOCK_IMPL:
+            t.result("sock_set_default_impl", {"impl_name": cls.SOCK_IMPL})
+            # To see which impl each connection used.
+            t.result("log_set_print_level", {"level": "INFO"})
+            t.result("log_set_flag", {"flag": "tcp"})
         t.result("framework_start_init")
         for name in BDEVS.values():
             t.result("bdev_malloc_create", {"name": name, "num_blocks": 32768, "block_size": 512})
@@ -150,6 +157,22 @@ class PerfTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 1)
         self.assertIn("connect", p.stderr)
+
+
+class PerfTestUringSockets(PerfTest):
+    """The TCP cases again, with the target's sockets on io_uring."""
+    SOCK_IMPL = "uring"
+
+    def check_run(self, trtype, workload):
+        super().check_run(trtype, workload)
+        log = self.tgt.output()
+        if "sockets use epoll" in log:
+            self.skipTest("this kernel has no io_uring for sockets: " + log[-2000:])
+        self.assertIn("(io_uring)", log, "the connections did not use io_uring")
+
+    test_vfio_user_randread = test_vfio_user_randwrite = None
+    test_bad_command_lines = test_unreachable_target_fails = None
+    test_single_namespace_mixed = None
 
 
 if __name__ == "__main__":

@@ -15,12 +15,6 @@
 namespace nvemu::nvmf::tcp {
 
 namespace {
-// One sendmsg() covers about a hundred C2HData+response PDUs, what a deep
-// queue completes in one pass. At 64 a QD128 pass took four calls, and each
-// loopback send also runs the receiver's side: 4K randread QD128 +22 % at
-// 256; 1024 gained nothing more.
-constexpr int kMaxSendIov = 256;
-
 size_t item_bytes(const SendItem* it) {
   size_t n = 0;
   for (int i = 0; i < it->iovcnt; ++i) n += it->iov[i].iov_len;
@@ -49,6 +43,14 @@ TcpConnection::~TcpConnection() {
 
 void TcpConnection::start() {
   if (state_ == ConnState::kClosed) return;  // closed before it got here
+  ring_ = SocketRing::of(reactor());
+  if (ring_) {
+    ring_iov_ = std::make_unique<struct iovec[]>(kMaxSendIov);
+    arm_recv();
+    LOG_INFO("tcp", "new connection from {}:{} on {}:{} (io_uring)", peer_.traddr, peer_.trsvcid,
+             listen_.traddr, listen_.trsvcid);
+    return;
+  }
   std::weak_ptr<TcpConnection> weak = weak_from_this();
   // The handler holds a weak reference: the reactor's fd table must not keep
   // a closed connection alive, and remove_fd() drops it at close.
@@ -178,27 +180,12 @@ void TcpConnection::flush() {
 }
 
 void TcpConnection::flush_locked() {
+  if (ring_) return send_on_ring();
   while (send_head_ && state_ != ConnState::kClosed) {
     struct iovec iov[kMaxSendIov];
-    int cnt = 0;
-    size_t skip = send_off_;
-    for (SendItem* it = send_head_; it && cnt < kMaxSendIov; it = it->next) {
-      for (int i = 0; i < it->iovcnt && cnt < kMaxSendIov; ++i) {
-        auto* base = static_cast<uint8_t*>(it->iov[i].iov_base);
-        size_t len = it->iov[i].iov_len;
-        if (skip >= len) {
-          skip -= len;
-          continue;
-        }
-        iov[cnt].iov_base = base + skip;
-        iov[cnt].iov_len = len - skip;
-        skip = 0;
-        ++cnt;
-      }
-    }
     struct msghdr msg {};
     msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(cnt);
+    msg.msg_iovlen = static_cast<size_t>(gather_unsent(iov));
     ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -206,24 +193,48 @@ void TcpConnection::flush_locked() {
       return close_connection(errno == EPIPE || errno == ECONNRESET ? "connection reset by host"
                                                                     : "send failed");
     }
-    size_t left = static_cast<size_t>(n) + send_off_;
-    while (send_head_) {
-      size_t total = item_bytes(send_head_);
-      if (left < total) {
-        send_off_ = left;
-        break;
-      }
-      left -= total;
-      SendItem* done = send_head_;
-      send_head_ = done->next;
-      if (!send_head_) send_tail_ = nullptr;
-      send_off_ = 0;
-      done->queued = false;
-      on_sent(done);
-      if (state_ == ConnState::kClosed) return;
-    }
+    advance_sent(static_cast<size_t>(n));
   }
   if (state_ != ConnState::kClosed) want_write(false);
+}
+
+int TcpConnection::gather_unsent(struct iovec* iov) const {
+  int cnt = 0;
+  size_t skip = send_off_;
+  for (const SendItem* it = send_head_; it && cnt < kMaxSendIov; it = it->next) {
+    for (int i = 0; i < it->iovcnt && cnt < kMaxSendIov; ++i) {
+      auto* base = static_cast<uint8_t*>(it->iov[i].iov_base);
+      size_t len = it->iov[i].iov_len;
+      if (skip >= len) {
+        skip -= len;
+        continue;
+      }
+      iov[cnt].iov_base = base + skip;
+      iov[cnt].iov_len = len - skip;
+      skip = 0;
+      ++cnt;
+    }
+  }
+  return cnt;
+}
+
+void TcpConnection::advance_sent(size_t n) {
+  size_t left = n + send_off_;
+  while (send_head_) {
+    size_t total = item_bytes(send_head_);
+    if (left < total) {
+      send_off_ = left;
+      break;
+    }
+    left -= total;
+    SendItem* done = send_head_;
+    send_head_ = done->next;
+    if (!send_head_) send_tail_ = nullptr;
+    send_off_ = 0;
+    done->queued = false;
+    on_sent(done);
+    if (state_ == ConnState::kClosed) return;
+  }
 }
 
 void TcpConnection::on_sent(SendItem* item) {
@@ -247,7 +258,7 @@ void TcpConnection::want_write(bool on) {
 }
 
 void TcpConnection::update_events() {
-  if (fd_ < 0 || state_ == ConnState::kClosed) return;
+  if (ring_ || fd_ < 0 || state_ == ConnState::kClosed) return;
   uint32_t ev = !rx_.stopped() ? (EPOLLIN | EPOLLRDHUP) : 0;
   if (want_write_) ev |= EPOLLOUT;
   reactor().modify_fd(fd_, ev);
@@ -263,10 +274,13 @@ void TcpConnection::close_connection(const char* why) {
     term_timer_ = 0;
   }
   if (fd_ >= 0) {
-    reactor().remove_fd(fd_);
+    // shutdown() also completes the ring's operations on the socket.
+    if (!ring_) reactor().remove_fd(fd_);
     ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    fd_ = -1;
+    if (!ring_) {
+      ::close(fd_);
+      fd_ = -1;
+    }
   }
   // Unsent PDUs go; their requests are done.
   for (SendItem* it = send_head_; it;) {
@@ -296,7 +310,8 @@ void TcpConnection::maybe_destroy() {
     destroyed_notified_ = true;
     if (submitted_any_) qpair_destroyed(this);
   }
-  if (outstanding_ == 0 && destroyed_notified_ && !destroy_posted_) {
+  if (outstanding_ == 0 && destroyed_notified_ && !destroy_posted_ && !recv_armed_ &&
+      !send_inflight_) {
     destroy_posted_ = true;
     std::shared_ptr<TcpConnection> self = shared_from_this();
     // Deferred: we may be deep inside our own callbacks right now.
