@@ -146,7 +146,10 @@ SocketRing::~SocketRing() {
 io_uring_sqe* SocketRing::next_sqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   while (!sqe) {
-    io_uring_submit(&ring_);
+    // A full SQ goes to the kernel now. It refuses (EBUSY) while CQEs wait
+    // in its overflow list; poll() consumed the CQ before its handlers ran,
+    // so flushing that list into the CQ makes room.
+    if (io_uring_submit(&ring_) == -EBUSY) io_uring_get_events(&ring_);
     sqe = io_uring_get_sqe(&ring_);
   }
   submit_task_.schedule();

@@ -127,6 +127,7 @@ class TcpConnection final : public Qpair,
   void want_write(bool on);
   void update_events();
   void close_connection(const char* why);
+  void drop_send_queue();
   void maybe_destroy();
   static bool is_aer(const Request& r);
 

@@ -40,7 +40,10 @@ void TcpConnection::send_on_ring() {
 
 void TcpConnection::on_send_done(int res) {
   send_inflight_ = false;
-  if (state_ == ConnState::kClosed) return maybe_destroy();
+  if (state_ == ConnState::kClosed) {
+    drop_send_queue();
+    return maybe_destroy();
+  }
   if (res < 0 && res != -EINTR && res != -EAGAIN)
     return close_connection(res == -EPIPE || res == -ECONNRESET ? "connection reset by host"
                                                                 : "send failed");

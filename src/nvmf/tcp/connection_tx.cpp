@@ -282,15 +282,9 @@ void TcpConnection::close_connection(const char* why) {
       fd_ = -1;
     }
   }
-  // Unsent PDUs go; their requests are done.
-  for (SendItem* it = send_head_; it;) {
-    SendItem* next = it->next;
-    it->queued = false;
-    if (it->kind == SendItem::Kind::kResponse) release(static_cast<TcpRequest*>(it->owner));
-    it = next;
-  }
-  send_head_ = send_tail_ = nullptr;
-  send_off_ = 0;
+  // A sendmsg in flight may still read the queued PDUs' data (a memory
+  // bdev's blocks): they go when it is back.
+  if (!send_inflight_) drop_send_queue();
   // Requests the controller never saw are freed here; the rest come back
   // through complete().
   wait_head_ = wait_tail_ = nullptr;
@@ -300,6 +294,18 @@ void TcpConnection::close_connection(const char* why) {
       release(&reqs_[i]);
   }
   maybe_destroy();
+}
+
+void TcpConnection::drop_send_queue() {
+  // Unsent PDUs go; their requests are done.
+  for (SendItem* it = send_head_; it;) {
+    SendItem* next = it->next;
+    it->queued = false;
+    if (it->kind == SendItem::Kind::kResponse) release(static_cast<TcpRequest*>(it->owner));
+    it = next;
+  }
+  send_head_ = send_tail_ = nullptr;
+  send_off_ = 0;
 }
 
 void TcpConnection::maybe_destroy() {
