@@ -317,9 +317,16 @@ TEST_P(TcpE2EDigest, WriteReadPattern) {
       << malloc_.use_count() << " references, " << before << " before";
 }
 
+std::string digest_case_name(
+    const ::testing::TestParamInfo<std::tuple<const char*, bool, bool>>& info) {
+  const auto& [impl, hd, dd] = info.param;
+  return std::string(impl) + (hd ? "_hdgst" : "") + (dd ? "_ddgst" : "");
+}
+
 INSTANTIATE_TEST_SUITE_P(Digests, TcpE2EDigest,
                          ::testing::Combine(::testing::Values("posix", "uring"), ::testing::Bool(),
-                                            ::testing::Bool()));
+                                            ::testing::Bool()),
+                         digest_case_name);
 
 TEST_P(TcpE2E, ManyOutstandingIos) {
   Host h;
