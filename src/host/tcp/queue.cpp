@@ -119,9 +119,7 @@ void Queue::fail(const std::string& why, uint8_t sc) {
     fd_ = -1;
   }
   rx_.stop();
-  for (Item* it = send_head_; it; it = it->next) it->queued = false;
-  send_head_ = send_tail_ = nullptr;
-  send_off_ = 0;
+  send_q_.clear([](Item*) {});
   if (!slots_) return;
   for (uint16_t i = 0; i < depth_; ++i) {
     Slot& s = slots_[i];
@@ -225,7 +223,7 @@ bool Queue::send_raw(const void* data, size_t len) {
 
 bool Queue::block_once(int timeout_ms) {
   if (fd_ < 0) return false;
-  pollfd p{fd_, static_cast<short>(POLLIN | (send_head_ ? POLLOUT : 0)), 0};
+  pollfd p{fd_, static_cast<short>(POLLIN | (send_q_.empty() ? 0 : POLLOUT)), 0};
   int rc = ::poll(&p, 1, timeout_ms);
   return rc >= 0 || errno == EINTR;
 }
@@ -239,36 +237,15 @@ int Queue::poll() {
 }
 
 void Queue::enqueue(Item* it) {
-  it->queued = true;
-  it->next = nullptr;
-  if (send_tail_)
-    send_tail_->next = it;
-  else
-    send_head_ = it;
-  send_tail_ = it;
+  send_q_.push(it);
 }
 
 bool Queue::flush() {
-  while (send_head_ && fd_ >= 0) {
+  while (!send_q_.empty() && fd_ >= 0) {
     struct iovec iov[64];
-    int cnt = 0;
-    size_t skip = send_off_;
-    for (Item* it = send_head_; it && cnt < 64; it = it->next) {
-      for (int i = 0; i < it->iovcnt && cnt < 64; ++i) {
-        size_t l = it->iov[i].iov_len;
-        if (skip >= l) {
-          skip -= l;
-          continue;
-        }
-        iov[cnt].iov_base = static_cast<uint8_t*>(it->iov[i].iov_base) + skip;
-        iov[cnt].iov_len = l - skip;
-        skip = 0;
-        ++cnt;
-      }
-    }
     msghdr msg{};
     msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(cnt);
+    msg.msg_iovlen = static_cast<size_t>(send_q_.gather(iov, 64));
     ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -276,22 +253,10 @@ bool Queue::flush() {
       fail(std::string("send: ") + strerror(errno));
       return false;
     }
-    size_t left = static_cast<size_t>(n) + send_off_;
-    while (send_head_) {
-      size_t total = send_head_->bytes();
-      if (left < total) {
-        send_off_ = left;
-        break;
-      }
-      left -= total;
-      Item* done = send_head_;
-      send_head_ = done->next;
-      if (!send_head_) send_tail_ = nullptr;
-      send_off_ = 0;
-      done->queued = false;
+    send_q_.advance(static_cast<size_t>(n), [this](Item* done) {
       on_sent(done);
-      if (fd_ < 0) return false;
-    }
+      return fd_ >= 0;
+    });
   }
   return fd_ >= 0;
 }

@@ -19,6 +19,7 @@
 #include "nvme/sqe.h"
 #include "nvmf/tcp/pdu_codec.h"
 #include "nvmf/tcp/pdu_reader.h"
+#include "nvmf/tcp/send_queue.h"
 
 namespace nvemu::host::tcp {
 
@@ -118,9 +119,7 @@ class Queue final : private nvmf::tcp::PduReader::Owner {
   uint32_t outstanding_ = 0;
   int delivered_ = 0;
 
-  Item* send_head_ = nullptr;
-  Item* send_tail_ = nullptr;
-  size_t send_off_ = 0;
+  nvmf::tcp::SendQueue<Item> send_q_;
   std::unique_ptr<Item> icreq_item_;
   alignas(8) uint8_t icreq_buf_[sizeof(nvmf::tcp::ICReq)];
 

@@ -24,11 +24,6 @@ struct Queue::Item {
     iov[iovcnt].iov_len = n;
     ++iovcnt;
   }
-  size_t bytes() const {
-    size_t n = 0;
-    for (int i = 0; i < iovcnt; ++i) n += iov[i].iov_len;
-    return n;
-  }
 };
 
 struct Queue::Slot {

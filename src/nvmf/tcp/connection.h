@@ -21,6 +21,7 @@
 
 #include "nvmf/tcp/pdu_codec.h"
 #include "nvmf/tcp/pdu_reader.h"
+#include "nvmf/tcp/send_queue.h"
 #include "nvmf/tcp/tcp_request.h"
 #include "nvmf/transport.h"
 #include "reactor/reactor.h"
@@ -118,8 +119,6 @@ class TcpConnection final : public Qpair,
   void enqueue(SendItem* item);
   void flush();
   void flush_locked();
-  // The iovecs of the queued PDUs not yet sent, at most kMaxSendIov.
-  int gather_unsent(struct iovec* iov) const;
   // n more bytes of the queue went out: done items leave it.
   void advance_sent(size_t n);
   void request_flush();
@@ -189,10 +188,7 @@ class TcpConnection final : public Qpair,
   std::unique_ptr<struct iovec[]> ring_iov_;  // of the sendmsg in flight
   struct msghdr ring_msg_ {};
 
-  // Send queue.
-  SendItem* send_head_ = nullptr;
-  SendItem* send_tail_ = nullptr;
-  size_t send_off_ = 0;  // bytes of send_head_ already written
+  SendQueue<SendItem> send_q_;
   bool want_write_ = false;
   bool flushing_ = false;
   // Sends this pass's PDUs in one sendmsg at its end. Unscheduled before the

@@ -30,10 +30,10 @@ void TcpConnection::on_recv_done(int res) {
 }
 
 void TcpConnection::send_on_ring() {
-  if (send_inflight_ || !send_head_ || state_ == ConnState::kClosed) return;
+  if (send_inflight_ || send_q_.empty() || state_ == ConnState::kClosed) return;
   ring_msg_ = {};
   ring_msg_.msg_iov = ring_iov_.get();
-  ring_msg_.msg_iovlen = static_cast<size_t>(gather_unsent(ring_iov_.get()));
+  ring_msg_.msg_iovlen = static_cast<size_t>(send_q_.gather(ring_iov_.get(), kMaxSendIov));
   send_inflight_ = true;
   ring_->sendmsg(fd_, &ring_msg_, MSG_NOSIGNAL, &send_op_);
 }

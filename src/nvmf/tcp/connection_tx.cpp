@@ -14,14 +14,6 @@
 
 namespace nvemu::nvmf::tcp {
 
-namespace {
-size_t item_bytes(const SendItem* it) {
-  size_t n = 0;
-  for (int i = 0; i < it->iovcnt; ++i) n += it->iov[i].iov_len;
-  return n;
-}
-}  // namespace
-
 TcpConnection::TcpConnection(std::shared_ptr<TcpShared> shared, Reactor& reactor, int fd,
                              ListenAddress listen, ListenAddress peer)
     : Qpair(reactor, 0, 0),
@@ -160,13 +152,7 @@ void TcpConnection::enqueue(SendItem* item) {
               peer_.trsvcid);
     return;
   }
-  item->queued = true;
-  item->next = nullptr;
-  if (send_tail_)
-    send_tail_->next = item;
-  else
-    send_head_ = item;
-  send_tail_ = item;
+  send_q_.push(item);
 }
 
 void TcpConnection::flush() {
@@ -181,11 +167,11 @@ void TcpConnection::flush() {
 
 void TcpConnection::flush_locked() {
   if (ring_) return send_on_ring();
-  while (send_head_ && state_ != ConnState::kClosed) {
+  while (!send_q_.empty() && state_ != ConnState::kClosed) {
     struct iovec iov[kMaxSendIov];
     struct msghdr msg {};
     msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(gather_unsent(iov));
+    msg.msg_iovlen = static_cast<size_t>(send_q_.gather(iov, kMaxSendIov));
     ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -198,43 +184,11 @@ void TcpConnection::flush_locked() {
   if (state_ != ConnState::kClosed) want_write(false);
 }
 
-int TcpConnection::gather_unsent(struct iovec* iov) const {
-  int cnt = 0;
-  size_t skip = send_off_;
-  for (const SendItem* it = send_head_; it && cnt < kMaxSendIov; it = it->next) {
-    for (int i = 0; i < it->iovcnt && cnt < kMaxSendIov; ++i) {
-      auto* base = static_cast<uint8_t*>(it->iov[i].iov_base);
-      size_t len = it->iov[i].iov_len;
-      if (skip >= len) {
-        skip -= len;
-        continue;
-      }
-      iov[cnt].iov_base = base + skip;
-      iov[cnt].iov_len = len - skip;
-      skip = 0;
-      ++cnt;
-    }
-  }
-  return cnt;
-}
-
 void TcpConnection::advance_sent(size_t n) {
-  size_t left = n + send_off_;
-  while (send_head_) {
-    size_t total = item_bytes(send_head_);
-    if (left < total) {
-      send_off_ = left;
-      break;
-    }
-    left -= total;
-    SendItem* done = send_head_;
-    send_head_ = done->next;
-    if (!send_head_) send_tail_ = nullptr;
-    send_off_ = 0;
-    done->queued = false;
+  send_q_.advance(n, [this](SendItem* done) {
     on_sent(done);
-    if (state_ == ConnState::kClosed) return;
-  }
+    return state_ != ConnState::kClosed;
+  });
 }
 
 void TcpConnection::on_sent(SendItem* item) {
@@ -298,14 +252,9 @@ void TcpConnection::close_connection(const char* why) {
 
 void TcpConnection::drop_send_queue() {
   // Unsent PDUs go; their requests are done.
-  for (SendItem* it = send_head_; it;) {
-    SendItem* next = it->next;
-    it->queued = false;
+  send_q_.clear([this](SendItem* it) {
     if (it->kind == SendItem::Kind::kResponse) release(static_cast<TcpRequest*>(it->owner));
-    it = next;
-  }
-  send_head_ = send_tail_ = nullptr;
-  send_off_ = 0;
+  });
 }
 
 void TcpConnection::maybe_destroy() {
