@@ -21,7 +21,8 @@ constexpr unsigned kRingEntries = 512;
 constexpr unsigned kReapBatch = 64;
 
 // posix by default, as in SPDK: on loopback here the ring measured 3-5 %
-// slower than epoll at 4K QD1 and QD128 (docs/performance.md).
+// slower than epoll at 4K QD1 and level within the noise at QD32 and QD128
+// (docs/performance.md).
 std::atomic<bool> g_use_uring{false};
 
 bool eventfd_readable(int efd) {
