@@ -46,7 +46,7 @@ std::unique_ptr<Device> Device::connect(const std::string& path, std::string* er
 }
 
 Device::~Device() {
-  if (db_map_) munmap(db_map_, 0x1000);
+  if (db_area_) munmap(db_area_, db_area_len_);
   if (mem_) munmap(mem_, mem_size_);
   if (mem_fd_ >= 0) close(mem_fd_);
   if (bar0_fd_ >= 0) close(bar0_fd_);
@@ -106,6 +106,9 @@ bool Device::negotiate(std::string* error) {
     *error = "DEVICE_GET_REGION_INFO(BAR0) failed";
     return false;
   }
+  // The doorbells of queue y sit at 0x1000 + (2y [+1]) * (4 << CAP.DSTRD)
+  // (NVMe Base 2.0, SQyTDBL and CQyHDBL): a device may space them apart.
+  db_stride_ = 4u << nvme::Cap{read64(nvme::reg::kCap)}.dstrd();
   if ((info.flags & vu::kRegionFlagCaps) && !r.fds.empty()) {
     // Walk the capability chain for the sparse mmap areas.
     uint32_t off = info.cap_offset;
@@ -116,11 +119,16 @@ bool Device::negotiate(std::string* error) {
         vu::SparseMmapCap sc;
         vu::SparseMmapArea a;
         if (r.get(&sc, off) && sc.nr_areas >= 1 && r.get(&a, off + sizeof sc) &&
-            a.offset <= kDoorbellBase && a.offset + a.size >= kDoorbellBase + 0x1000) {
+            a.offset <= kDoorbellBase && a.offset + a.size > kDoorbellBase) {
           bar0_fd_ = r.fds[0].release();
-          void* m = mmap(nullptr, 0x1000, PROT_READ | PROT_WRITE, MAP_SHARED, bar0_fd_,
-                         static_cast<off_t>(info.offset + kDoorbellBase));
-          if (m != MAP_FAILED) db_map_ = static_cast<uint8_t*>(m);
+          void* m = mmap(nullptr, a.size, PROT_READ | PROT_WRITE, MAP_SHARED, bar0_fd_,
+                         static_cast<off_t>(info.offset + a.offset));
+          if (m != MAP_FAILED) {
+            db_area_ = static_cast<uint8_t*>(m);
+            db_area_len_ = a.size;
+            db_map_ = db_area_ + (kDoorbellBase - a.offset);
+            db_map_len_ = a.offset + a.size - kDoorbellBase;
+          }
         }
         break;
       }
@@ -221,12 +229,13 @@ void* Device::alloc(size_t bytes, size_t align) {
 }
 
 void Device::doorbell(uint32_t index, uint32_t value) {
-  if (db_map_) {
-    __atomic_store_n(reinterpret_cast<uint32_t*>(db_map_ + index * 4), value, __ATOMIC_RELEASE);
+  uint64_t off = uint64_t{index} * db_stride_;
+  if (off + 4 <= db_map_len_) {
+    __atomic_store_n(reinterpret_cast<uint32_t*>(db_map_ + off), value, __ATOMIC_RELEASE);
     return;
   }
-  std::string e;
-  region_write(vu::kBar0, kDoorbellBase + index * 4, &value, 4, &e);
+  std::string e;  // not in the mmapped area: a message
+  region_write(vu::kBar0, kDoorbellBase + off, &value, 4, &e);
 }
 
 void Device::ring_sq(uint16_t qid, uint32_t tail) {

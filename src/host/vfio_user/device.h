@@ -111,7 +111,11 @@ class Device {
   size_t mem_size_ = 0, mem_used_ = 0;
   uint64_t iova_ = 0;
   int bar0_fd_ = -1;
-  uint8_t* db_map_ = nullptr;  // the doorbell page, when mmapped
+  uint32_t db_stride_ = 4;      // bytes between doorbells: 4 << CAP.DSTRD
+  uint8_t* db_area_ = nullptr;  // BAR0's mmapped sparse area, if any
+  size_t db_area_len_ = 0;
+  uint8_t* db_map_ = nullptr;  // where its doorbells start (BAR0 0x1000)
+  size_t db_map_len_ = 0;
   std::map<uint16_t, Queue> queues_;
 };
 
