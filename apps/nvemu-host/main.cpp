@@ -158,6 +158,7 @@ int cmd_identify(HostCtrl& c, const Args&) {
               {"fr", trimmed(id.fr, sizeof id.fr)},
               {"cntlid", id.cntlid},
               {"mdts", id.mdts},
+              {"crdt", {id.crdt[0], id.crdt[1], id.crdt[2]}},
               {"ver", fmt::format("{}.{}.{}", id.ver >> 16, (id.ver >> 8) & 0xff, id.ver & 0xff)},
               {"subnqn", trimmed(id.subnqn, sizeof id.subnqn)},
               {"nn", id.nn}};

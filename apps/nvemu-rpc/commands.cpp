@@ -3,6 +3,7 @@
 // nvmf_doca_* methods and the client-side save_config / load_config / call.
 #include "commands.h"
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <map>
@@ -119,6 +120,49 @@ std::function<void(const Namespace&, Json&)> listener_post(std::vector<std::stri
   };
 }
 
+// rpc.py's --enable-X / --disable-X pairs sharing dest X with a None
+// default: the key is sent only when one of the two was given.
+std::string dashed(std::string name) {
+  std::replace(name.begin(), name.end(), '_', '-');
+  return name;
+}
+
+const std::vector<std::string> kSockOnOff = {"recv_pipe", "quickack", "zerocopy_send_server",
+                                             "zerocopy_send_client", "ktls"};
+
+std::vector<Arg> sock_impl_set_options_args() {
+  std::vector<Arg> args = {
+      opt("-i", "--impl", "Socket implementation name, e.g. posix").required().to("impl_name"),
+      opt("-r", "--recv-buf-size", "Size of receive buffer on socket in bytes", kInt),
+      opt("-s", "--send-buf-size", "Size of send buffer on socket in bytes", kInt),
+      opt("-p", "--enable-placement-id",
+          "Option for placement-id. 0:disable,1:incoming_napi,2:incoming_cpu", kInt)
+          .when(Emit::kNotNull)};
+  for (const std::string& name : kSockOnOff) {
+    args.push_back(flag("", "--enable-" + dashed(name), "Enable " + dashed(name)).never());
+    args.push_back(flag("", "--disable-" + dashed(name), "Disable " + dashed(name)).never());
+  }
+  args.push_back(opt("", "--zerocopy-threshold", "Set zerocopy_threshold in bytes", kInt)
+                     .when(Emit::kNotNull));
+  args.push_back(opt("", "--tls-version", "TLS protocol version", kInt).when(Emit::kNotNull));
+  args.push_back(opt("", "--psk-key", "Set default PSK KEY"));
+  args.push_back(opt("", "--psk-identity", "Set default PSK ID"));
+  return args;
+}
+
+std::function<void(const Namespace&, Json&)> on_off_params(std::vector<std::string> names) {
+  return [names](const Namespace& a, Json& p) {
+    for (const std::string& n : names) {
+      if (a.flag("enable_" + n) && a.flag("disable_" + n))
+        throw CommandError("--enable-" + dashed(n) + " and --disable-" + dashed(n) +
+                               " contradict each other: give one",
+                           1);
+      if (a.flag("enable_" + n)) p["enable_" + n] = true;
+      if (a.flag("disable_" + n)) p["enable_" + n] = false;
+    }
+  };
+}
+
 std::vector<std::string> dif_types() {
   return {"0", "1", "2", "3"};
 }
@@ -156,6 +200,25 @@ std::vector<Command> make_table() {
        "Send signal to instance",
        {pos("sig_name", "signal will be sent to server.")}},
       {"framework_get_reactors", "Display list of all reactors", {}, Output::kDict},
+      {"framework_set_scheduler",
+       "Select thread scheduler that will be activated and its period (experimental)",
+       {pos("name", "Name of a scheduler"),
+        opt("-p", "--period", "Scheduler period in microseconds", kInt).when(Emit::kNotNull),
+        opt("", "--load-limit", "Scheduler load limit. Reserved for dynamic scheduler", kInt)
+            .when(Emit::kNotNull),
+        opt("", "--core-limit", "Scheduler core limit. Reserved for dynamic scheduler", kInt)
+            .when(Emit::kNotNull),
+        opt("", "--core-busy", "Scheduler core busy limit. Reserved for dynamic schedler", kInt)
+            .when(Emit::kNotNull)}},
+      {"framework_get_scheduler",
+       "Display currently set scheduler and its properties.",
+       {},
+       Output::kDict},
+      {"iobuf_set_options", "Set iobuf pool options",
+       all_given({opt("", "--small-pool-count", "number of small buffers in the global pool", kInt),
+                  opt("", "--large-pool-count", "number of large buffers in the global pool", kInt),
+                  opt("", "--small-bufsize", "size of a small buffer", kInt),
+                  opt("", "--large-bufsize", "size of a large buffer", kInt)})},
       {"framework_get_subsystems",
        "Print subsystems array in initialization order. Each subsystem entry contain (unsorted) "
        "array of subsystems it depends on.",
@@ -171,6 +234,12 @@ std::vector<Command> make_table() {
        "Set the default sock implementation",
        {opt("-i", "--impl", "Socket implementation name, e.g. posix").required().to("impl_name")},
        Output::kJson},
+      {"sock_impl_get_options",
+       "Get options of socket layer implementation",
+       {opt("-i", "--impl", "Socket implementation name, e.g. posix").required().to("impl_name")},
+       Output::kJson},
+      {"sock_impl_set_options", "Set options of socket layer implementation",
+       sock_impl_set_options_args(), Output::kNone, nullptr, on_off_params(kSockOnOff)},
 
       // ---- log ----
       {"log_set_flag",
@@ -274,6 +343,19 @@ std::vector<Command> make_table() {
        Output::kDict},
 
       // ---- NVMe-oF ----
+      {"nvmf_set_max_subsystems",
+       "Set the maximum number of NVMf target subsystems",
+       {opt("-x", "--max-subsystems", "Max number of NVMf subsystems", kInt).required()}},
+      {"nvmf_set_crdt",
+       "Set the 3 crdt (Command Retry Delay Time) values for NVMf subsystem. All values are in "
+       "units of 100 milliseconds (same as the NVM Express specification).",
+       {opt("-t1", "--crdt1", "Command Retry Delay Time 1, in units of 100 milliseconds", kInt)
+            .when(Emit::kNotNull),
+        opt("-t2", "--crdt2", "Command Retry Delay Time 2, in units of 100 milliseconds", kInt)
+            .when(Emit::kNotNull),
+        opt("-t3", "--crdt3", "Command Retry Delay Time 3, in units of 100 milliseconds", kInt)
+            .when(Emit::kNotNull)},
+       Output::kDict},
       {"nvmf_set_config",
        "Set NVMf target config",
        {flag("-i", "--passthru-identify-ctrlr",

@@ -47,8 +47,34 @@ json wait_init(Params& p) {
 
 json get_subsystems(Params& p) {
   p.done();
-  return json::array({{{"subsystem", "bdev"}, {"depends_on", json::array()}},
-                      {{"subsystem", "nvmf"}, {"depends_on", json::array({"bdev"})}}});
+  // SPDK's order of these four in nvmf_tgt.
+  return json::array({{{"subsystem", "sock"}, {"depends_on", json::array()}},
+                      {{"subsystem", "bdev"}, {"depends_on", json::array()}},
+                      {{"subsystem", "scheduler"}, {"depends_on", json::array()}},
+                      {{"subsystem", "nvmf"}, {"depends_on", json::array({"bdev", "sock"})}}});
+}
+
+// nvemu has one scheduler, SPDK's "static": each poll group stays on the
+// reactor it was created on. The period is kept for save_config only.
+uint64_t g_scheduler_period_us = 1000000;  // SPDK's default: 1 s
+
+json set_scheduler(Params& p) {
+  std::string name = p.str("name");
+  auto period = p.opt_u64("period");
+  // No done(): like SPDK's relaxed decoding, the dynamic scheduler's own
+  // keys (load_limit, core_limit, core_busy) may ride along.
+  if (name != "static")
+    throw rpc::invalid_params(
+        fmt::format("scheduler '{}' is not available: nvemu runs the static scheduler only "
+                    "(each poll group stays on its reactor)",
+                    name));
+  if (period) g_scheduler_period_us = *period;
+  return true;
+}
+
+json get_scheduler(Params& p) {
+  p.done();
+  return {{"scheduler_name", "static"}, {"scheduler_period", g_scheduler_period_us}};
 }
 
 json get_reactors(Params& p) {
@@ -112,6 +138,12 @@ json set_flag(Params& p, bool on) {
 
 }  // namespace
 
+json scheduler_config_json() {
+  json params = {{"name", "static"}, {"period", g_scheduler_period_us}};
+  return {{"subsystem", "scheduler"},
+          {"config", json::array({{{"method", "framework_set_scheduler"}, {"params", params}}})}};
+}
+
 void register_app_rpcs() {
   auto& r = rpc::Registry::instance();
   r.add("spdk_get_version", rpc::kAnyState, get_version);
@@ -119,6 +151,8 @@ void register_app_rpcs() {
   r.add("framework_start_init", rpc::kStartup, start_init);
   r.add("framework_wait_init", rpc::kAnyState, wait_init);
   r.add("framework_get_subsystems", rpc::kAnyState, get_subsystems);
+  r.add("framework_set_scheduler", rpc::kAnyState, set_scheduler);
+  r.add("framework_get_scheduler", rpc::kRuntime, get_scheduler);
   r.add("framework_get_reactors", rpc::kRuntime, get_reactors);
   r.add("spdk_kill_instance", rpc::kAnyState, kill_instance);
   r.add("log_set_flag", rpc::kAnyState, [](Params& p) { return set_flag(p, true); });

@@ -6,6 +6,9 @@
 namespace nvemu::app {
 
 nlohmann::json full_config();
+// The "sock" and "scheduler" subsystems' entries of save_config.
+nlohmann::json sock_config_json();
+nlohmann::json scheduler_config_json();
 // Replays a configuration: startup-state methods first, then
 // framework_start_init (if not yet), then the rest in order. "" or why not.
 std::string apply_config(const nlohmann::json& cfg);

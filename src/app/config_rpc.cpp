@@ -21,6 +21,8 @@ using nlohmann::json;
 using rpc::Params;
 
 json subsystem_config(const std::string& name) {
+  if (name == "sock") return sock_config_json();
+  if (name == "scheduler") return scheduler_config_json();
   if (name == "bdev") return bdev::config_json();
   if (name == "nvmf") return nvmf::config_json();
   return nullptr;
@@ -42,7 +44,8 @@ std::string call(const std::string& method, const json& params) {
 
 json full_config() {
   json subsystems = json::array();
-  for (const char* name : {"bdev", "nvmf"}) subsystems.push_back(subsystem_config(name));
+  for (const char* name : {"sock", "bdev", "scheduler", "nvmf"})
+    subsystems.push_back(subsystem_config(name));
   return {{"subsystems", subsystems}};
 }
 
@@ -112,7 +115,7 @@ void register_config_rpcs() {
     if (c.is_null())
       throw rpc::invalid_params(
           fmt::format("no subsystem '{}' (framework_get_subsystems lists "
-                      "bdev, nvmf)",
+                      "sock, bdev, scheduler, nvmf)",
                       name));
     return c["config"];
   });
@@ -129,6 +132,28 @@ void register_config_rpcs() {
     return json(true);
   });
   // Accepted so that SPDK-written configs replay; nvemu has nothing to tune.
+  r.add("iobuf_set_options", rpc::kStartup, [](Params& p) {
+    p.opt_u64("small_pool_count");
+    p.opt_u64("large_pool_count");
+    p.opt_u32("small_bufsize");
+    p.opt_u32("large_bufsize");
+    p.done();
+    return json(true);
+  });
+  // SPDK's NVMe bdev module writes these into every config; nvemu has no
+  // NVMe bdev module, so its options tune nothing. Its keys are SPDK's, left
+  // unchecked here (new SPDK versions add more).
+  r.add("bdev_nvme_set_options", rpc::kAnyState, [](Params&) { return json(true); });
+  r.add("bdev_nvme_set_hotplug", rpc::kAnyState, [](Params& p) {
+    bool enable = p.boolean("enable");
+    p.opt_u64("period_us");
+    p.done();
+    if (enable)
+      throw rpc::invalid_params(
+          "bdev_nvme_set_hotplug enable=true: nvemu has no NVMe bdev module whose PCIe devices "
+          "could be hot plugged; use bdev_malloc_create, bdev_null_create or bdev_uring_create");
+    return json(true);
+  });
   r.add("bdev_set_options", rpc::kStartup, [](Params& p) {
     p.opt_u32("bdev_io_pool_size");
     p.opt_u32("bdev_io_cache_size");

@@ -12,6 +12,7 @@
 #include "nvmf/controller.h"
 #include "nvmf/opcodes.h"
 #include "nvmf/poll_group.h"
+#include "nvmf/target.h"
 #include "reactor/reactor.h"
 
 #ifndef NVEMU_VERSION
@@ -230,6 +231,7 @@ Controller::Result Controller::identify_controller(Request* req) {
   id.oaes = discovery_ ? nvme::aen::kCfgDiscovery : nvme::aen::kCfgNsAttr;
   id.ctratt = fabrics ? 0x1 : 0;  // 128-bit host identifier
   id.cntrltype = discovery_ ? 2 : 1;
+  for (size_t i = 0; i < 3; ++i) id.crdt[i] = Target::instance().crdt[i];
   id.acl = kAcl;
   id.aerl = kAerl;
   id.frmw = discovery_ ? 0 : 0x3;  // slot 1 read-only, one slot

@@ -127,6 +127,14 @@ json create_subsystem(Params& p) {
         fmt::format("Invalid cntlid range [{}-{}]: need 1 <= min_cntlid "
                     "<= max_cntlid <= 65519",
                     min_cntlid, max_cntlid));
+  uint32_t max_subsys = Target::instance().max_subsystems;
+  if (Target::instance().subsystems().size() >= max_subsys &&
+      !Target::instance().find_subsystem(nqn))
+    throw rpc::internal_error(
+        fmt::format("Unable to create subsystem {}: the target holds its maximum of {} "
+                    "(the discovery subsystem included); raise it with nvmf_set_max_subsystems "
+                    "before framework_start_init",
+                    nqn, max_subsys));
   auto s = Target::instance().add_subsystem(nqn, Subsystem::Type::kNvme);
   if (!s)
     throw rpc::internal_error(
@@ -321,7 +329,13 @@ void register_subsystem_rpcs() {
 
 json config_json() {
   json cfg = json::array();
-  cfg.push_back({{"method", "nvmf_set_config"}, {"params", Target::instance().config}});
+  const Target& tgt = Target::instance();
+  cfg.push_back({{"method", "nvmf_set_config"}, {"params", tgt.config}});
+  cfg.push_back({{"method", "nvmf_set_max_subsystems"},
+                 {"params", {{"max_subsystems", tgt.max_subsystems}}}});
+  cfg.push_back(
+      {{"method", "nvmf_set_crdt"},
+       {"params", {{"crdt1", tgt.crdt[0]}, {"crdt2", tgt.crdt[1]}, {"crdt3", tgt.crdt[2]}}}});
   for (Transport* t : Target::instance().transports())
     cfg.push_back({{"method", "nvmf_create_transport"}, {"params", t->opts().to_json()}});
   for (const auto& s : Target::instance().subsystems()) {

@@ -150,6 +150,8 @@ void Target::clear() {
     transports.swap(transports_);
   }
   transports.clear();
+  max_subsystems = 1024;
+  crdt = {};
   add_subsystem(kDiscoveryNqn, Subsystem::Type::kDiscovery);
 }
 

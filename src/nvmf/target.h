@@ -3,6 +3,8 @@
 // under a shared lock that the I/O path never takes.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,6 +44,12 @@ class Target {
   // discovery controllers.
   uint64_t discovery_genctr() const { return genctr_.load(); }
   void bump_discovery_genctr();
+
+  // nvmf_set_max_subsystems (SPDK's default), counting the discovery
+  // subsystem as SPDK does, and nvmf_set_crdt: the Command Retry Delay
+  // Times that Identify Controller reports (100 ms units). Start-up only.
+  uint32_t max_subsystems = 1024;
+  std::array<uint16_t, 3> crdt{};
 
   // Global options from nvmf_set_config.
   nlohmann::json config = {{"discovery_filter", "match_any"},

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <map>
 
@@ -227,6 +228,26 @@ json set_config(Params& p) {
   return true;
 }
 
+json set_max_subsystems(Params& p) {
+  auto v = p.opt_u32("max_subsystems");
+  p.done();
+  if (v && *v == 0)
+    throw rpc::invalid_params("max_subsystems must be at least 1 (the discovery subsystem)");
+  if (v) Target::instance().max_subsystems = *v;
+  return true;
+}
+
+json set_crdt(Params& p) {
+  auto& crdt = Target::instance().crdt;
+  std::array<uint16_t, 3> next = crdt;
+  const char* keys[] = {"crdt1", "crdt2", "crdt3"};
+  for (size_t i = 0; i < 3; ++i)
+    if (auto v = p.opt_u16(keys[i])) next[i] = *v;
+  p.done();
+  crdt = next;
+  return true;
+}
+
 }  // namespace
 
 void release_listener(Subsystem& s, const ListenAddress& a) {
@@ -261,6 +282,8 @@ void register_transport_rpcs() {
   r.add("nvmf_get_transports", rpc::kRuntime, get_transports);
   r.add("nvmf_get_stats", rpc::kRuntime, get_stats);
   r.add("nvmf_set_config", rpc::kStartup, set_config);
+  r.add("nvmf_set_max_subsystems", rpc::kStartup, set_max_subsystems);
+  r.add("nvmf_set_crdt", rpc::kStartup, set_crdt);
 }
 
 }  // namespace nvemu::nvmf

@@ -48,7 +48,7 @@ class JsonRpcErrors(unittest.TestCase):
         e = self.err("sock_set_default_impl", {"impl_name": "ssl"})
         self.assertEqual(e["code"], -32602)
         self.assertIn("impl_name 'ssl'", e["message"])
-        self.assertIn("uring or posix", e["message"])
+        self.assertIn("no TLS sockets; use posix or uring", e["message"])
         self.assertEqual(self.tgt.result("sock_set_default_impl", {"impl_name": "posix"}), True)
         self.assertEqual(self.tgt.result("framework_start_init"), True)
         e = self.err("sock_set_default_impl", {"impl_name": "uring"})  # SPDK: start-up only

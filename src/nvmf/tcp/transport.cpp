@@ -13,6 +13,7 @@
 #include "nvmf/target.h"
 #include "nvmf/tcp/tcp.h"
 #include "reactor/reactor.h"
+#include "reactor/sock_opts.h"
 
 namespace nvemu::nvmf::tcp {
 
@@ -204,6 +205,7 @@ void TcpTransport::on_accept(const std::shared_ptr<TcpShared>& shared, const Lis
     int one = 1;
     // Capsules are small and latency-bound: never wait for Nagle.
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    apply_sock_opts(fd);
     if (shared->opts.sock_priority > 0) {
       int prio = shared->opts.sock_priority;
       setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof prio);
