@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "app/app.h"
+#include "app/config.h"
 #include "common/log.h"
 #include "reactor/reactor.h"
 #include "rpc/registry.h"
@@ -47,11 +48,7 @@ json wait_init(Params& p) {
 
 json get_subsystems(Params& p) {
   p.done();
-  // SPDK's order of these four in nvmf_tgt.
-  return json::array({{{"subsystem", "sock"}, {"depends_on", json::array()}},
-                      {{"subsystem", "bdev"}, {"depends_on", json::array()}},
-                      {{"subsystem", "scheduler"}, {"depends_on", json::array()}},
-                      {{"subsystem", "nvmf"}, {"depends_on", json::array({"bdev", "sock"})}}});
+  return subsystem_list();
 }
 
 // nvemu has one scheduler, SPDK's "static": each poll group stays on the

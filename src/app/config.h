@@ -6,6 +6,8 @@
 namespace nvemu::app {
 
 nlohmann::json full_config();
+// framework_get_subsystems: each subsystem and what it depends on.
+nlohmann::json subsystem_list();
 // The "sock" and "scheduler" subsystems' entries of save_config.
 nlohmann::json sock_config_json();
 nlohmann::json scheduler_config_json();

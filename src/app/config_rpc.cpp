@@ -3,9 +3,11 @@
 // serves rpc.py's client-side save_config; save_config/load_config are the
 // same operations done in the target, and -c FILE replays a file at start.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "app/app.h"
 #include "app/config.h"
@@ -20,11 +22,27 @@ namespace {
 using nlohmann::json;
 using rpc::Params;
 
+// nvemu's subsystems in SPDK's nvmf_tgt order: framework_get_subsystems
+// lists them, save_config writes them, framework_get_config serves each.
+struct SubsystemEntry {
+  const char* name;
+  std::vector<const char*> depends_on;
+  json (*config)();
+};
+
+const std::vector<SubsystemEntry>& subsystem_table() {
+  static const std::vector<SubsystemEntry> table{
+      {"sock", {}, sock_config_json},
+      {"bdev", {}, bdev::config_json},
+      {"scheduler", {}, scheduler_config_json},
+      {"nvmf", {"bdev", "sock"}, nvmf::config_json},
+  };
+  return table;
+}
+
 json subsystem_config(const std::string& name) {
-  if (name == "sock") return sock_config_json();
-  if (name == "scheduler") return scheduler_config_json();
-  if (name == "bdev") return bdev::config_json();
-  if (name == "nvmf") return nvmf::config_json();
+  for (const auto& e : subsystem_table())
+    if (name == e.name) return e.config();
   return nullptr;
 }
 
@@ -44,9 +62,15 @@ std::string call(const std::string& method, const json& params) {
 
 json full_config() {
   json subsystems = json::array();
-  for (const char* name : {"sock", "bdev", "scheduler", "nvmf"})
-    subsystems.push_back(subsystem_config(name));
+  for (const auto& e : subsystem_table()) subsystems.push_back(e.config());
   return {{"subsystems", subsystems}};
+}
+
+json subsystem_list() {
+  json out = json::array();
+  for (const auto& e : subsystem_table())
+    out.push_back({{"subsystem", e.name}, {"depends_on", e.depends_on}});
+  return out;
 }
 
 std::string apply_config(const json& cfg) {
@@ -112,11 +136,12 @@ void register_config_rpcs() {
     std::string name = p.str("name");
     p.done();
     json c = subsystem_config(name);
-    if (c.is_null())
-      throw rpc::invalid_params(
-          fmt::format("no subsystem '{}' (framework_get_subsystems lists "
-                      "sock, bdev, scheduler, nvmf)",
-                      name));
+    if (c.is_null()) {
+      std::vector<std::string> names;
+      for (const auto& e : subsystem_table()) names.emplace_back(e.name);
+      throw rpc::invalid_params(fmt::format("no subsystem '{}' (framework_get_subsystems lists {})",
+                                            name, fmt::join(names, ", ")));
+    }
     return c["config"];
   });
   r.add("save_config", rpc::kAnyState, [](Params& p) {

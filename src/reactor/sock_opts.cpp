@@ -5,16 +5,18 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <map>
+#include <utility>
 
 #include "reactor/socket_ring.h"
 
 namespace nvemu {
 namespace {
 
-std::map<std::string, SockImplOpts>& impls() {
-  static std::map<std::string, SockImplOpts> m{{"posix", {}}, {"uring", {}}, {"ssl", {}}};
-  return m;
+// In the order save_config lists them.
+std::vector<std::pair<std::string, SockImplOpts>>& impls() {
+  static std::vector<std::pair<std::string, SockImplOpts>> v{
+      {"posix", {}}, {"uring", {}}, {"ssl", {}}};
+  return v;
 }
 
 }  // namespace
@@ -36,12 +38,14 @@ nlohmann::json SockImplOpts::to_json() const {
 }
 
 SockImplOpts* sock_impl_opts(const std::string& name) {
-  auto it = impls().find(name);
-  return it == impls().end() ? nullptr : &it->second;
+  for (auto& [n, o] : impls())
+    if (n == name) return &o;
+  return nullptr;
 }
 
-const std::vector<std::string>& sock_impl_names() {
-  static const std::vector<std::string> names{"posix", "uring", "ssl"};
+std::vector<std::string> sock_impl_names() {
+  std::vector<std::string> names;
+  for (const auto& [n, o] : impls()) names.push_back(n);
   return names;
 }
 

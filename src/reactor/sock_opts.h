@@ -42,7 +42,7 @@ struct SockImplOpts {
 // The options of implementation `name`, or nullptr when nvemu has none.
 SockImplOpts* sock_impl_opts(const std::string& name);
 // Every implementation's name, in the order save_config lists them.
-const std::vector<std::string>& sock_impl_names();
+std::vector<std::string> sock_impl_names();
 // Applies the default implementation's buffer sizes and quick-ack to a new
 // connection's socket.
 void apply_sock_opts(int fd);
