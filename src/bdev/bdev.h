@@ -106,7 +106,9 @@ class Bdev {
   // The module's name as SPDK's bdev_get_bdevs reports it, e.g. "malloc".
   virtual std::string module_name() const = 0;
   virtual nlohmann::json driver_specific() const { return nlohmann::json::object(); }
-  // {"method": ..., "params": {...}} that recreates this bdev (save_config).
+  // {"method": ..., "params": {...}} that recreates this bdev (save_config),
+  // or null when its module's config entry recreates it (an NVMe namespace
+  // comes back with its bdev_nvme_attach_controller).
   virtual nlohmann::json config_entry() const = 0;
 
   // An owner (e.g. an NVMe-oF namespace) claims the bdev so it is not
@@ -155,6 +157,13 @@ class Registry {
  private:
   std::vector<std::shared_ptr<Bdev>> bdevs_;
 };
+
+// A bdev module's own save_config entries (SPDK's module config_json: the
+// clusters an rbd bdev names, the controllers nvme bdevs come from), written
+// after bdev_set_options and before the bdevs' own entries. Registered once
+// at start-up, with the module's RPCs.
+using ModuleConfigFn = void (*)(nlohmann::json& config);
+void add_module_config(ModuleConfigFn fn);
 
 std::string generate_uuid();
 bool is_valid_uuid(const std::string& text);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <vector>
 
 #include "bdev/bdev.h"
 #include "bdev/malloc.h"
@@ -154,7 +155,16 @@ json get_iostat(Params& p) {
   return out;
 }
 
+std::vector<ModuleConfigFn>& module_configs() {
+  static std::vector<ModuleConfigFn> fns;
+  return fns;
+}
+
 }  // namespace
+
+void add_module_config(ModuleConfigFn fn) {
+  module_configs().push_back(fn);
+}
 
 void register_rpcs() {
   auto& r = rpc::Registry::instance();
@@ -174,7 +184,11 @@ nlohmann::json config_json() {
       {{"method", "bdev_set_options"},
        {"params",
         {{"bdev_io_pool_size", 65535}, {"bdev_io_cache_size", 256}, {"bdev_auto_examine", true}}}});
-  for (const auto& b : Registry::instance().list()) cfg.push_back(b->config_entry());
+  for (ModuleConfigFn fn : module_configs()) fn(cfg);
+  for (const auto& b : Registry::instance().list()) {
+    json entry = b->config_entry();
+    if (!entry.is_null()) cfg.push_back(std::move(entry));
+  }
   cfg.push_back({{"method", "bdev_wait_for_examine"}});
   return {{"subsystem", "bdev"}, {"config", cfg}};
 }
