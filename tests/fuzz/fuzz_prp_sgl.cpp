@@ -9,8 +9,8 @@
 #include <cstring>
 
 #include "nvmf/vfio_user/dma.h"
-#include "nvmf/vfio_user/protocol.h"
 #include "nvmf/vfio_user/prp_sgl.h"
+#include "wire/vfio_user/protocol.h"
 
 using namespace nvemu;
 using namespace nvemu::vfio_user;

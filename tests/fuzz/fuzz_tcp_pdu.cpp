@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <cstring>
 
-#include "nvmf/tcp/pdu_codec.h"
+#include "wire/tcp/pdu_codec.h"
 
-using namespace nvemu::nvmf::tcp;
+using namespace nvemu::wire::tcp;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

@@ -14,8 +14,8 @@
 #include "nvmf/subsystem.h"
 #include "nvmf/transport.h"
 #include "nvmf/vfio_user/endpoint.h"
-#include "nvmf/vfio_user/msg_socket.h"
 #include "reactor/reactor.h"
+#include "wire/vfio_user/msg_socket.h"
 
 using namespace nvemu;
 using namespace nvemu::vfio_user;

@@ -83,7 +83,7 @@ std::string Host::connect(const ConnectParams& p) {
   qo.hdgst = p.hdgst;
   qo.ddgst = p.ddgst;
   qo.depth = p.admin_depth;
-  qo.max_icd = nvmf::tcp::kAdminInCapsuleSize;
+  qo.max_icd = wire::tcp::kAdminInCapsuleSize;
   qo.connect_timeout_ms = p.timeout_ms;
   std::string err = admin_.connect(p.traddr, p.port, qo);
   if (!err.empty()) return err;

@@ -17,7 +17,7 @@
 
 namespace nvemu::host::tcp {
 
-using namespace nvmf::tcp;
+using namespace wire::tcp;
 
 Queue::Queue() {
   link_.receiver = Receiver::kHost;

@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "nvme/sqe.h"
-#include "nvmf/tcp/pdu_codec.h"
-#include "nvmf/tcp/pdu_reader.h"
-#include "nvmf/tcp/send_queue.h"
+#include "wire/tcp/pdu_codec.h"
+#include "wire/tcp/pdu_reader.h"
+#include "wire/tcp/send_queue.h"
 
 namespace nvemu::host::tcp {
 
@@ -42,7 +42,7 @@ enum class Dir : uint8_t { kNone, kToController, kFromController };
 // with Transient Transport Error (or Aborted SQ Deletion when closed).
 using CompletionFn = void (*)(void* ctx, const nvme::Cqe& cqe);
 
-class Queue final : private nvmf::tcp::PduReader::Owner {
+class Queue final : private wire::tcp::PduReader::Owner {
  public:
   Queue();
   ~Queue();
@@ -78,7 +78,7 @@ class Queue final : private nvmf::tcp::PduReader::Owner {
   bool hdgst() const { return link_.hdgst; }
   bool ddgst() const { return link_.ddgst; }
   // The controller's C2HTermReq, if it sent one.
-  nvmf::tcp::Fes term_fes() const { return term_fes_; }
+  wire::tcp::Fes term_fes() const { return term_fes_; }
   uint32_t term_fei() const { return term_fei_; }
   void set_max_icd(uint32_t n) { opts_.max_icd = n; }
   // Raw bytes straight onto the socket, for protocol tests that forge PDUs.
@@ -99,32 +99,32 @@ class Queue final : private nvmf::tcp::PduReader::Owner {
   // PduReader::Owner: one call per received PDU.
   void header_done() override;
   void payload_done() override;
-  void protocol_error(const nvmf::tcp::PduError& e) override;
+  void protocol_error(const wire::tcp::PduError& e) override;
 
   int fd_ = -1;
   QueueOptions opts_;
   std::string failed_;
-  nvmf::tcp::LinkParams link_;
+  wire::tcp::LinkParams link_;
   uint32_t maxh2cdata_ = 0;
   uint8_t cpda_ = 0;
-  nvmf::tcp::Fes term_fes_ = nvmf::tcp::Fes::kNone;
+  wire::tcp::Fes term_fes_ = wire::tcp::Fes::kNone;
   uint32_t term_fei_ = 0;
 
   std::unique_ptr<Slot[]> slots_;
   std::vector<uint16_t> free_;
   uint16_t depth_ = 0;
   std::unique_ptr<Item> term_item_;
-  alignas(8) uint8_t term_buf_[nvmf::tcp::kMaxTermReqPlen];
+  alignas(8) uint8_t term_buf_[wire::tcp::kMaxTermReqPlen];
   uint16_t next_slot_ = 0;
   uint32_t outstanding_ = 0;
   int delivered_ = 0;
 
-  nvmf::tcp::SendQueue<Item> send_q_;
+  wire::tcp::SendQueue<Item> send_q_;
   std::unique_ptr<Item> icreq_item_;
-  alignas(8) uint8_t icreq_buf_[sizeof(nvmf::tcp::ICReq)];
+  alignas(8) uint8_t icreq_buf_[sizeof(wire::tcp::ICReq)];
 
-  nvmf::tcp::PduReader rx_{*this, link_};
-  uint8_t term_data_[nvmf::tcp::kMaxTermReqData];
+  wire::tcp::PduReader rx_{*this, link_};
+  uint8_t term_data_[wire::tcp::kMaxTermReqData];
   Slot* rx_slot_ = nullptr;
 };
 

@@ -10,7 +10,7 @@
 
 namespace nvemu::host::tcp {
 
-using namespace nvmf::tcp;
+using namespace wire::tcp;
 
 bool Queue::receive() {
   if (fd_ < 0) return false;

@@ -7,9 +7,9 @@
 
 namespace nvemu::host::tcp {
 
-using nvmf::tcp::CapsuleCmd;
-using nvmf::tcp::H2CData;
-using nvmf::tcp::kDigestLen;
+using wire::tcp::CapsuleCmd;
+using wire::tcp::H2CData;
+using wire::tcp::kDigestLen;
 
 struct Queue::Item {
   enum class Kind : uint8_t { kCapsule, kH2C, kControl };

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "nvme/sqe.h"
-#include "nvmf/vfio_user/msg_socket.h"
-#include "nvmf/vfio_user/protocol.h"
+#include "wire/vfio_user/msg_socket.h"
+#include "wire/vfio_user/protocol.h"
 
 namespace nvemu::host::vfio_user {
 

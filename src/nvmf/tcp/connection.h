@@ -19,15 +19,18 @@
 #include <unordered_map>
 #include <vector>
 
-#include "nvmf/tcp/pdu_codec.h"
-#include "nvmf/tcp/pdu_reader.h"
-#include "nvmf/tcp/send_queue.h"
 #include "nvmf/tcp/tcp_request.h"
 #include "nvmf/transport.h"
 #include "reactor/reactor.h"
 #include "reactor/socket_ring.h"
+#include "wire/tcp/pdu_codec.h"
+#include "wire/tcp/pdu_reader.h"
+#include "wire/tcp/send_queue.h"
 
 namespace nvemu::nvmf::tcp {
+
+// The PDU codec, reader and send queue are the wire format both ends share.
+using namespace nvemu::wire::tcp;
 
 class TcpConnection;
 

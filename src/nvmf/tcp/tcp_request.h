@@ -8,9 +8,12 @@
 #include <cstdint>
 
 #include "nvmf/request.h"
-#include "nvmf/tcp/pdu.h"
+#include "wire/tcp/pdu.h"
 
 namespace nvemu::nvmf::tcp {
+
+// The PDU codec, reader and send queue are the wire format both ends share.
+using namespace nvemu::wire::tcp;
 
 // The request lifecycle. Each transition has one owner: the receive state
 // machine moves a request up to kExecuting, the controller owns it while

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "nvmf/vfio_user/protocol.h"
+#include "wire/vfio_user/protocol.h"
 
 namespace nvemu::vfio_user {
 

@@ -28,10 +28,10 @@
 #include "nvmf/transport.h"
 #include "nvmf/vfio_user/dma.h"
 #include "nvmf/vfio_user/irq.h"
-#include "nvmf/vfio_user/msg_socket.h"
 #include "nvmf/vfio_user/pci_config.h"
 #include "nvmf/vfio_user/queues.h"
 #include "reactor/reactor.h"
+#include "wire/vfio_user/msg_socket.h"
 
 namespace nvemu::nvmf {
 class Controller;

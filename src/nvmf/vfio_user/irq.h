@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "nvmf/vfio_user/msg_socket.h"
 #include "nvmf/vfio_user/pci_config.h"
-#include "nvmf/vfio_user/protocol.h"
+#include "wire/vfio_user/msg_socket.h"
+#include "wire/vfio_user/protocol.h"
 
 namespace nvemu::vfio_user {
 

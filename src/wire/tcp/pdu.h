@@ -10,7 +10,7 @@
 
 #include "nvme/sqe.h"
 
-namespace nvemu::nvmf::tcp {
+namespace nvemu::wire::tcp {
 
 static_assert(std::endian::native == std::endian::little,
               "PDU structs are overlaid on the little-endian wire format");
@@ -173,4 +173,4 @@ constexpr uint8_t kSglInCapsule = (nvme::kSglDataBlock << 4) | nvme::kSglOffset;
 constexpr uint8_t kSglTransport =
     (nvme::kSglTransportDataBlock << 4) | nvme::kSglTransport;  // 0x5A
 
-}  // namespace nvemu::nvmf::tcp
+}  // namespace nvemu::wire::tcp

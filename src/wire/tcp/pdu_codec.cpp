@@ -1,4 +1,4 @@
-#include "nvmf/tcp/pdu_codec.h"
+#include "wire/tcp/pdu_codec.h"
 
 #include <isa-l/crc.h>
 
@@ -6,7 +6,7 @@
 #include <climits>
 #include <cstring>
 
-namespace nvemu::nvmf::tcp {
+namespace nvemu::wire::tcp {
 
 uint32_t crc32c_update(uint32_t crc, const void* buf, size_t len) {
   auto* p = static_cast<unsigned char*>(const_cast<void*>(buf));
@@ -389,4 +389,4 @@ const char* pdu_type_name(uint8_t type) {
   return "unknown";
 }
 
-}  // namespace nvemu::nvmf::tcp
+}  // namespace nvemu::wire::tcp

@@ -14,9 +14,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "nvmf/tcp/pdu.h"
+#include "wire/tcp/pdu.h"
 
-namespace nvemu::nvmf::tcp {
+namespace nvemu::wire::tcp {
 
 // CRC32C (Castagnoli) as NVMe/TCP digests use it: seed ~0, final xor ~0,
 // stored little-endian (3.6.1.3), computed by ISA-L.
@@ -90,4 +90,4 @@ size_t build_data(uint8_t* out, PduType type, uint16_t cccid, uint16_t ttag, uin
 const char* fes_name(Fes fes);
 const char* pdu_type_name(uint8_t type);
 
-}  // namespace nvemu::nvmf::tcp
+}  // namespace nvemu::wire::tcp

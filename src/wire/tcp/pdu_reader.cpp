@@ -1,4 +1,4 @@
-#include "nvmf/tcp/pdu_reader.h"
+#include "wire/tcp/pdu_reader.h"
 
 #include <sys/socket.h>
 
@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace nvemu::nvmf::tcp {
+namespace nvemu::wire::tcp {
 
 namespace {
 // Payload bytes left that make receiving straight into the owner's buffer
@@ -156,4 +156,4 @@ bool PduReader::data_digest_ok() const {
   return got == digest(data_dst_, layout_.data_len);
 }
 
-}  // namespace nvemu::nvmf::tcp
+}  // namespace nvemu::wire::tcp

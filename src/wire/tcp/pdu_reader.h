@@ -13,9 +13,9 @@
 #include <cstdint>
 #include <memory>
 
-#include "nvmf/tcp/pdu_codec.h"
+#include "wire/tcp/pdu_codec.h"
 
-namespace nvemu::nvmf::tcp {
+namespace nvemu::wire::tcp {
 
 class PduReader {
  public:
@@ -112,4 +112,4 @@ class PduReader {
   bool recv_direct_ = false;  // the span of next_recv() is the owner's buffer
 };
 
-}  // namespace nvemu::nvmf::tcp
+}  // namespace nvemu::wire::tcp

@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace nvemu::nvmf::tcp {
+namespace nvemu::wire::tcp {
 
 template <typename Item>
 class SendQueue {
@@ -96,4 +96,4 @@ class SendQueue {
   size_t off_ = 0;  // bytes of head_ already sent
 };
 
-}  // namespace nvemu::nvmf::tcp
+}  // namespace nvemu::wire::tcp

@@ -1,4 +1,4 @@
-#include "nvmf/vfio_user/msg_socket.h"
+#include "wire/vfio_user/msg_socket.h"
 
 #include <fmt/format.h>
 #include <poll.h>

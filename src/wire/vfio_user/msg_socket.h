@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "nvmf/vfio_user/protocol.h"
+#include "wire/vfio_user/protocol.h"
 
 namespace nvemu::vfio_user {
 

@@ -22,14 +22,15 @@
 #include "bdev/malloc.h"
 #include "host/tcp/host.h"
 #include "nvmf/target.h"
-#include "nvmf/tcp/pdu_codec.h"
 #include "nvmf/tcp/tcp.h"
 #include "nvmf/tcp/transport.h"
 #include "reactor/reactor.h"
 #include "reactor/socket_ring.h"
+#include "wire/tcp/pdu_codec.h"
 
 using namespace nvemu;
 using namespace nvemu::nvmf::tcp;
+using namespace nvemu::wire::tcp;
 using host::tcp::ConnectParams;
 using host::tcp::Dir;
 using host::tcp::Host;

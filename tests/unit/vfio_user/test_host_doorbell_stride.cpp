@@ -18,7 +18,7 @@
 
 #include "host/vfio_user/device.h"
 #include "nvme/registers.h"
-#include "nvmf/vfio_user/msg_socket.h"
+#include "wire/vfio_user/msg_socket.h"
 
 namespace vu = nvemu::vfio_user;
 using nvemu::host::vfio_user::Device;

@@ -7,8 +7,8 @@
 
 #include "nvmf/vfio_user/dma.h"
 #include "nvmf/vfio_user/pci_config.h"
-#include "nvmf/vfio_user/protocol.h"
 #include "nvmf/vfio_user/prp_sgl.h"
+#include "wire/vfio_user/protocol.h"
 
 using namespace nvemu;
 using namespace nvemu::vfio_user;

@@ -1,13 +1,13 @@
 // NVMe/TCP PDU codec: one test group per PDU type, the length/offset rules,
 // digests and each Fatal Error Status the validator can produce.
-#include "nvmf/tcp/pdu_codec.h"
-
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <vector>
 
-using namespace nvemu::nvmf::tcp;
+#include "wire/tcp/pdu_codec.h"
+
+using namespace nvemu::wire::tcp;
 
 namespace {
 
