@@ -10,7 +10,6 @@ NVEMU_SOCK_IMPL=uring runs it with the target's sockets on io_uring
 import hashlib
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -21,28 +20,12 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "system"))
 import guest  # noqa: E402
 import harness  # noqa: E402
+import linux_host  # noqa: E402
 
 NQN = "nqn.2016-06.io.spdk:cnode1"
 FWD_IP, FWD_PORT = "10.0.2.100", 4420
 FILE_MB = 64
 PATTERN_MB = 4
-
-
-class Checks:
-    def __init__(self):
-        self.passed, self.failed = 0, 0
-
-    def run(self, name, fn, *args):
-        t0 = time.time()
-        try:
-            fn(*args)
-            self.passed += 1
-            print(f"ok   {name} ({time.time() - t0:.1f}s)", flush=True)
-            return True
-        except Exception as e:  # noqa: BLE001
-            self.failed += 1
-            print(f"FAIL {name}: {e}", flush=True)
-            return False
 
 
 def configure(tgt, port, backing):
@@ -69,20 +52,8 @@ def used_uring(tgt):
     assert "(io_uring)" in tgt.output(), "no connection on io_uring in the target log"
 
 
-def find_disk(g):
-    """The block device of cnode1's namespace 1 (multipath: nvme<subsys>n1)."""
-    for _ in range(50):
-        out = g.check(f"for d in /sys/class/nvme-subsystem/*; do "
-                      f"[ \"$(cat $d/subsysnqn)\" = {NQN} ] && ls $d | grep -E 'nvme[0-9]+n1$'; "
-                      f"done; true", chroot=False).split()
-        if out:
-            return "/dev/" + out[0]
-        time.sleep(0.2)
-    raise AssertionError("no namespace block device for " + NQN)
-
-
 def main():
-    checks = Checks()
+    checks = linux_host.Checks()
     port = guest.free_port()
     work = tempfile.mkdtemp(prefix="nvemu-e2e-tcp-", dir="/var/tmp")
     backing = os.path.join(work, "ns1.img")
@@ -111,7 +82,7 @@ def main():
             def connect():
                 g.check(f"nvme connect -t tcp -a {FWD_IP} -s {FWD_PORT} -n {NQN} {ids}",
                         timeout=60)
-                state["disk"] = find_disk(g)
+                state["disk"] = linux_host.find_disk(g, NQN)
                 out = g.check("nvme list")
                 assert state["disk"] in out and "SPDK00000000000001" in out, out
 
@@ -143,16 +114,9 @@ def main():
                 assert on_disk == pattern, "the backing file does not hold the written bytes"
 
             def fio_verify():
-                disk = state["disk"]
-                out = g.check(f"fio --name=verify --filename={disk} --direct=1 --rw=randrw "
-                              f"--bs=4k --bsrange=4k-64k --iodepth=16 --ioengine=libaio "
-                              f"--size=16M --offset=32M --verify=crc32c --do_verify=1 "
-                              f"--verify_fatal=1 --verify_state_save=0 --output-format=json",
-                              timeout=240)
-                res = json.loads(out[out.index("{"):])
-                job = res["jobs"][0]
-                assert job["error"] == 0, job["error"]
-                assert job["write"]["io_bytes"] > 0 and job["read"]["io_bytes"] > 0, job
+                job = linux_host.fio_job(g, state["disk"], size="16M", offset="32M",
+                                         timeout=240)
+                assert job["read"]["io_bytes"] > 0, job["read"]
 
             def hot_add_namespace():
                 tgt.result("bdev_malloc_create", {"name": "Hot0", "num_blocks": 16384,
@@ -179,10 +143,7 @@ def main():
                 assert rc != 0, "the disk is still there after disconnect"
 
             def clean_dmesg():
-                log = g.dmesg()
-                bad = [ln for ln in log.splitlines()
-                       if "command line" not in ln.lower()
-                       and re.search(r"nvme.*(timeout|reset|I/O error|failed)", ln, re.I)]
+                bad = linux_host.nvme_trouble(g)
                 assert not bad, "\n".join(bad[:10])
 
             ok = checks.run("nvme discover", discover)

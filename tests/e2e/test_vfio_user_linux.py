@@ -30,6 +30,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "system"))
 import guest  # noqa: E402
 import harness  # noqa: E402
+import linux_host  # noqa: E402
 
 NQN = "nqn.2016-06.io.spdk:cnode1"
 # The record's command line without "-s 1024": nvemu needs no hugepages, and
@@ -39,23 +40,6 @@ FILE_MB = 64
 PATTERN_MB = 4
 GUEST_MEM = "1G"
 EBUSY = -16
-
-
-class Checks:
-    def __init__(self):
-        self.passed, self.failed = 0, 0
-
-    def run(self, name, fn, *args):
-        t0 = time.time()
-        try:
-            fn(*args)
-            self.passed += 1
-            print(f"ok   {name} ({time.time() - t0:.1f}s)", flush=True)
-            return True
-        except Exception as e:  # noqa: BLE001
-            self.failed += 1
-            print(f"FAIL {name} ({time.time() - t0:.1f}s): {e}", flush=True)
-            return False
 
 
 def build_qemu():
@@ -103,7 +87,7 @@ def nvme_irqs(g):
 
 
 def main():
-    checks = Checks()
+    checks = linux_host.Checks()
     t_start = time.time()
     try:
         qemu = build_qemu()
@@ -233,16 +217,9 @@ def main():
                 assert on_disk == pattern, "the backing file does not hold the written bytes"
 
             def fio_verify(offset_mb=32):
-                disk = state["disk"]
-                out = g.check(f"fio --name=verify --filename={disk} --direct=1 --rw=randrw "
-                              f"--bs=4k --bsrange=4k-64k --iodepth=16 --ioengine=libaio "
-                              f"--size=16M --offset={offset_mb}M --verify=crc32c --do_verify=1 "
-                              f"--verify_fatal=1 --verify_state_save=0 --output-format=json",
-                              timeout=240)
-                res = json.loads(out[out.index("{"):])
-                job = res["jobs"][0]
-                assert job["error"] == 0, job["error"]
-                assert job["write"]["io_bytes"] > 0 and job["read"]["io_bytes"] > 0, job
+                job = linux_host.fio_job(g, state["disk"], size="16M", offset=f"{offset_mb}M",
+                                         timeout=240)
+                assert job["read"]["io_bytes"] > 0, job["read"]
                 print(f"     fio: read {job['read']['io_bytes'] >> 10} KiB "
                       f"({job['read']['iops']:.0f} IOPS), write "
                       f"{job['write']['io_bytes'] >> 10} KiB ({job['write']['iops']:.0f} IOPS)",
