@@ -140,27 +140,39 @@ class CephCluster:
                 os.unlink(path)
 
     def write_image(self, name, data, offset=0):
-        """Writes bytes into an existing image at offset (rbd import-diff
-        would be heavier; `rbd bench` cannot write patterns): through the
-        python3-rados/rbd bindings when present, else a whole-image import."""
+        """Writes bytes into an image at offset straight through librbd
+        (ctypes on librados.so.2/librbd.so.1: the rbd CLI cannot write
+        chosen bytes), then flushes."""
+        import ctypes
+        rados = ctypes.CDLL("librados.so.2")
+        rbd = ctypes.CDLL("librbd.so.1")
+        cluster, ioctx, image = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+
+        def ok(rc, what):
+            if rc < 0:
+                raise RuntimeError(f"{what} failed: {os.strerror(-rc)}")
+        ok(rados.rados_create(ctypes.byref(cluster), b"admin"), "rados_create")
         try:
-            import rados  # noqa: F401  (python3-rados, python3-rbd)
-            import rbd
-        except ImportError:
-            image = bytearray(self.read_image(name))
-            image[offset:offset + len(data)] = data
-            path = os.path.join(self.dir, f"import-{uuid.uuid4().hex}")
-            with open(path, "wb") as f:
-                f.write(image)
-            self.remove_image(name)
-            self.run("rbd", "import", "--no-progress", path, f"{self.pool}/{name}")
-            os.unlink(path)
-            return
-        with rados.Rados(conffile=self.conf, conf={"keyring": self.keyring}) as cluster:
-            with cluster.open_ioctx(self.pool) as ioctx:
-                with rbd.Image(ioctx, name) as img:
-                    img.write(data, offset)
-                    img.flush()
+            ok(rados.rados_conf_read_file(cluster, self.conf.encode()), "rados_conf_read_file")
+            ok(rados.rados_conf_set(cluster, b"keyring", self.keyring.encode()), "keyring")
+            ok(rados.rados_connect(cluster), "rados_connect")
+            ok(rados.rados_ioctx_create(cluster, self.pool.encode(), ctypes.byref(ioctx)),
+               "rados_ioctx_create")
+            try:
+                ok(rbd.rbd_open(ioctx, name.encode(), ctypes.byref(image), None), "rbd_open")
+                try:
+                    rbd.rbd_write.restype = ctypes.c_ssize_t
+                    n = rbd.rbd_write(image, ctypes.c_uint64(offset), ctypes.c_size_t(len(data)),
+                                      ctypes.c_char_p(bytes(data)))
+                    if n != len(data):
+                        raise RuntimeError(f"rbd_write wrote {n} of {len(data)} bytes")
+                    ok(rbd.rbd_flush(image), "rbd_flush")
+                finally:
+                    rbd.rbd_close(image)
+            finally:
+                rados.rados_ioctx_destroy(ioctx)
+        finally:
+            rados.rados_shutdown(cluster)
 
     # ---- bootstrap ----
 
