@@ -48,6 +48,7 @@ class RbdChannel final : public Channel {
 
  private:
   Task* get_task();
+  void drain();  // the eventfd fired
   void reap();
   void finish(Task* t);
 
@@ -58,6 +59,8 @@ class RbdChannel final : public Channel {
   // Callbacks between their first and last touch of this channel; the
   // destructor waits for none to remain.
   std::atomic<int> callbacks_{0};
+  // Set by the first completion after a drain, which writes the eventfd.
+  std::atomic<bool> armed_{false};
   std::deque<Task> tasks_;
   Task* free_ = nullptr;
   uint64_t inflight_ = 0;
@@ -69,11 +72,7 @@ bool RbdChannel::init(std::string* error) {
     *error = fmt::format("eventfd: {}; raise the open file limit (ulimit -n)", strerror(errno));
     return false;
   }
-  reactor_->add_fd(efd_, EPOLLIN, [this](uint32_t) {
-    uint64_t v;
-    [[maybe_unused]] ssize_t n = read(efd_, &v, sizeof v);
-    reap();
-  });
+  reactor_->add_fd(efd_, EPOLLIN, [this](uint32_t) { drain(); });
   return true;
 }
 
@@ -84,9 +83,7 @@ RbdChannel::~RbdChannel() {
   while (inflight_ > 0) {
     pollfd pfd{efd_, POLLIN, 0};
     poll(&pfd, 1, 1000);
-    uint64_t v;
-    [[maybe_unused]] ssize_t n = read(efd_, &v, sizeof v);
-    reap();
+    drain();
   }
   while (callbacks_.load(std::memory_order_acquire) > 0) sched_yield();
   if (efd_ >= 0) {
@@ -113,8 +110,12 @@ void RbdChannel::on_complete(rbd_completion_t c, void* arg) {
   t->ret = rbd_aio_get_return_value(c);
   rbd_aio_release(c);
   ch->done_.push(t);
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = write(ch->efd_, &one, sizeof one);
+  // One eventfd write per batch: none while the reactor has a wake-up
+  // pending that will drain this push too.
+  if (!ch->armed_.exchange(true, std::memory_order_acq_rel)) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(ch->efd_, &one, sizeof one);
+  }
   ch->callbacks_.fetch_sub(1, std::memory_order_acq_rel);
 }
 
@@ -183,6 +184,15 @@ void RbdChannel::do_submit(BdevIo* io) {
     return complete(io, st);
   }
   ++inflight_;
+}
+
+void RbdChannel::drain() {
+  uint64_t v;
+  [[maybe_unused]] ssize_t n = read(efd_, &v, sizeof v);
+  // An exchange, not a store: it acquires the pushes of every callback that
+  // saw armed_ set and skipped its write, so reap() finds them.
+  armed_.exchange(false, std::memory_order_acq_rel);
+  reap();
 }
 
 void RbdChannel::reap() {
