@@ -51,6 +51,13 @@ def _free_ports(n):
     return ports
 
 
+def _die_with_parent():
+    """A daemon gets SIGTERM when the process that started it dies (killed
+    test runs leave no cluster behind): prctl(PR_SET_PDEATHSIG)."""
+    import ctypes
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def available():
     """None when the cluster can run here, else why not (for skipTest)."""
     for tool in ("ceph-mon", "ceph-mgr", "ceph-osd", "ceph", "rbd", "monmaptool",
@@ -280,7 +287,7 @@ log_file =
         out = open(self._path(f"{name}.out"), "wb")
         self.procs[name] = subprocess.Popen(
             [exe, "--conf", self.conf, "-f", *args], stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_die_with_parent)
         out.close()
 
     def _wait_healthy(self):
