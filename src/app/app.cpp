@@ -189,6 +189,7 @@ int run(const Options& o) {
   nvmf::Target::instance().clear();
   nvmf::doca::Managers::instance().clear();
   bdev::Registry::instance().clear();
+  bdev::rbd::shutdown();
   set.main().remove_fd(sfd);
   close(sfd);
   set.destroy();

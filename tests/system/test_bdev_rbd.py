@@ -330,6 +330,23 @@ class RbdTest(unittest.TestCase):
         th.join()
         self.assertEqual(result["r"]["error"]["code"], -1)
 
+    def test_exit_while_connecting(self):
+        """SIGINT while a connect runs: a clean exit once it ends, no crash."""
+        import threading
+        port = harness.free_port()
+        t = harness.Target(args=("-m", "0x1"))
+        th = threading.Thread(target=lambda: t.call("bdev_rbd_register_cluster", {
+            "name": "late", "config_param": {"mon_host": f"127.0.0.1:{port}",
+                                             "client_mount_timeout": "2"}}, timeout=30))
+        th.start()
+        time.sleep(0.5)
+        t0 = time.time()
+        t.interrupt(20)
+        self.assertEqual(t.proc.returncode, 0, t.output()[-3000:])
+        self.assertLess(time.time() - t0, 10)
+        th.join()
+        t.stop()
+
     def test_nvemu_rpc_flags(self):
         rpc = [harness.RPC, "-s", self.tgt.sock]
 

@@ -10,14 +10,17 @@
 // answer before it returns, so offload() then waits for the job and runs
 // `done` itself; the wait is bounded by the client timeouts (cluster.h).
 //
-// A job is bounded by those timeouts too; stopping the daemon while one runs
-// is not waited for.
+// A job is bounded by those timeouts too. shutdown_offload() (daemon exit,
+// before the reactors go) stops delivering results and waits up to `wait`
+// for running jobs.
 #pragma once
 
+#include <chrono>
 #include <functional>
 
 namespace nvemu::bdev::rbd {
 
 void offload(std::function<void()> job, std::function<void()> done);
+void shutdown_offload(std::chrono::seconds wait);
 
 }  // namespace nvemu::bdev::rbd

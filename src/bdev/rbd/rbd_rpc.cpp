@@ -8,8 +8,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
-#include <set>
 
 #include "bdev/bdev.h"
 #include "bdev/rbd/cluster.h"
@@ -27,9 +27,9 @@ using rpc::Responder;
 
 constexpr const char* kLog = "bdev_rbd";
 
-// Names of bdevs being created (their open runs on a worker).
-std::set<std::string>& pending_bdevs() {
-  static std::set<std::string> s;
+// Bdevs being created (their open runs on a worker) -> the cluster they use.
+std::map<std::string, std::string>& pending_bdevs() {
+  static std::map<std::string, std::string> s;
   return s;
 }
 
@@ -65,6 +65,8 @@ std::vector<std::string> users_of(const std::string& cluster) {
   for (const auto& b : Registry::instance().list())
     if (auto* r = dynamic_cast<RbdBdev*>(b.get()); r && r->cluster_name() == cluster)
       out.push_back(r->name());
+  for (const auto& [bdev, c] : pending_bdevs())
+    if (c == cluster) out.push_back(bdev + " (being created)");
   return out;
 }
 
@@ -179,7 +181,7 @@ void create(Params& p, const Responder& r) {
              rp.name);
     where = fmt::format("the cluster of client.{}", rp.private_conn.user_id.value_or("admin"));
   }
-  pending_bdevs().insert(rp.name);
+  pending_bdevs()[rp.name] = rp.cluster_name;
   auto res = std::make_shared<OpenResult>();
   offload(
       [res, rp, shared, where] {
@@ -276,6 +278,12 @@ void module_config(json& config) {
 }
 
 }  // namespace
+
+void shutdown() {
+  shutdown_offload(std::chrono::seconds(kConnectBoundS + 5));
+  while (!Clusters::instance().list().empty())
+    Clusters::instance().remove(Clusters::instance().list().front().params.name);
+}
 
 void register_rpcs() {
   auto& reg = rpc::Registry::instance();
