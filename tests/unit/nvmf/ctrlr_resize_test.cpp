@@ -102,6 +102,8 @@ TEST_F(ResizeTest, GrownBdevRaisesNamespaceAttributeChanged) {
   ASSERT_TRUE(b->grow(256));
   for (int i = 0; i < 10; ++i) reactor.poll_once();
   EXPECT_EQ(std::count(aq->completed.begin(), aq->completed.end(), &none->req), 0);
+  aq->destroy();  // completes the parked AER before it goes out of scope
+  EXPECT_EQ(none->req.rsp.status, generic(nvme::sc::kAbortedSqDeletion, false));
 }
 
 }  // namespace
