@@ -6,12 +6,16 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config clang clang-format
   libclang-rt-14-dev liburing-dev libisal-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev python3 gnuplot-nox)
+  libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev python3 gnuplot-nox
+  librbd-dev librados-dev)
 # Host-side tools for the end-to-end tests (a real Linux kernel in QEMU).
 E2E_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static kmod socat
   nvme-cli fio cpio xz-utils zstd iproute2 procps)
+# A single-node Ceph cluster for the rbd bdev's system test and benchmark
+# (tests/system/ceph_cluster.py).
+TEST_PKGS=(ceph-mon ceph-mgr ceph-osd ceph-common)
 
-want=("${BUILD_PKGS[@]}")
+want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
 if [[ "${NVEMU_SKIP_E2E_DEPS:-0}" != 1 ]]; then
   want+=("${E2E_PKGS[@]}")
 fi

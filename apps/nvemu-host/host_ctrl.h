@@ -3,9 +3,13 @@
 // behind the few synchronous operations the tool needs.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
+
+#include "nvme/sqe.h"
 
 namespace nvemu::hosttool {
 
@@ -36,6 +40,14 @@ class HostCtrl {
   // at most max_transfer(). "" or the failure.
   virtual std::string rw(bool write, uint32_t nsid, uint64_t lba, uint32_t nblocks, void* buf,
                          uint32_t len) = 0;
+  // Another NVM command on queue 1 (Flush, Write Zeroes, Dataset
+  // Management); `buf`/`len` is data sent with it (may be empty). "" or the
+  // failure, naming the command as `name`.
+  virtual std::string io_cmd(const char* name, const nvme::Sqe& sqe, const void* buf,
+                             uint32_t len) {
+    (void)sqe, (void)buf, (void)len;
+    return fmt::format("{} is not supported by nvemu-host on this transport", name);
+  }
   // Bytes one command may move (before MDTS is applied).
   virtual uint32_t max_transfer() const = 0;
   // Called about once a second while holding (TCP keep-alive). "" or failure.

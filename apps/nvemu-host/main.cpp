@@ -43,6 +43,9 @@ const char* kUsage =
     "  write-verify --nsid N --lba L --blocks B [--seed S]\n"
     "                                               write a pattern, read back, compare\n"
     "  read --nsid N --lba L --blocks B --out FILE  read blocks into FILE ('-': stdout)\n"
+    "  flush --nsid N                               NVM Flush\n"
+    "  write-zeroes --nsid N --lba L --blocks B     Write Zeroes (in 64K-block commands)\n"
+    "  deallocate --nsid N --lba L --blocks B       Dataset Management, deallocate\n"
     "  hold [--seconds N]                           keep the controller attached and\n"
     "                                               enabled (0: until SIGTERM/SIGINT)\n";
 
@@ -295,6 +298,62 @@ int cmd_read(HostCtrl& c, const Args& a) {
   return 0;
 }
 
+int cmd_flush(HostCtrl& c, const Args& a) {
+  nvme::Sqe sqe{};
+  sqe.opc = 0x00;
+  sqe.nsid = a.nsid;
+  if (auto err = c.io_cmd("Flush", sqe, nullptr, 0); !err.empty()) throw std::runtime_error(err);
+  std::puts(json({{"nsid", a.nsid}, {"flushed", true}}).dump().c_str());
+  return 0;
+}
+
+// Write Zeroes (opcode 08h) or Dataset Management deallocate (09h) of a
+// range, in commands of at most 65536 blocks (NLB is 16 bits).
+int zero_range(HostCtrl& c, const Args& a, bool dsm) {
+  Range r = range(c, a);
+  for (uint64_t done = 0; done < r.blocks;) {
+    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(65536, r.blocks - done));
+    uint64_t lba = r.lba + done;
+    nvme::Sqe sqe{};
+    sqe.nsid = r.nsid;
+    std::string err;
+    if (dsm) {
+      // One range: context attributes, length in blocks (1-based), SLBA.
+      struct {
+        uint32_t cattr, nlb;
+        uint64_t slba;
+      } range{0, n, lba};
+      sqe.opc = 0x09;
+      sqe.cdw10 = 0;       // one range (NR is 0-based)
+      sqe.cdw11 = 1 << 2;  // AD: deallocate
+      err = c.io_cmd("Dataset Management", sqe, &range, sizeof range);
+    } else {
+      sqe.opc = 0x08;
+      sqe.cdw10 = static_cast<uint32_t>(lba);
+      sqe.cdw11 = static_cast<uint32_t>(lba >> 32);
+      sqe.cdw12 = n - 1;
+      err = c.io_cmd("Write Zeroes", sqe, nullptr, 0);
+    }
+    if (!err.empty()) throw std::runtime_error(fmt::format("LBA {}+{}: {}", lba, n, err));
+    done += n;
+  }
+  std::puts(json({{"nsid", r.nsid},
+                  {"lba", r.lba},
+                  {"blocks", r.blocks},
+                  {dsm ? "deallocated" : "zeroed", true}})
+                .dump()
+                .c_str());
+  return 0;
+}
+
+int cmd_write_zeroes(HostCtrl& c, const Args& a) {
+  return zero_range(c, a, false);
+}
+
+int cmd_deallocate(HostCtrl& c, const Args& a) {
+  return zero_range(c, a, true);
+}
+
 int cmd_hold(HostCtrl& c, const Args& a) {
   struct sigaction sa {};
   sa.sa_handler = [](int) { g_stop = 1; };
@@ -334,6 +393,9 @@ int main(int argc, char** argv) {
   static const std::map<std::string, Command> kCommands = {{"identify", cmd_identify},
                                                            {"write-verify", cmd_write_verify},
                                                            {"read", cmd_read},
+                                                           {"flush", cmd_flush},
+                                                           {"write-zeroes", cmd_write_zeroes},
+                                                           {"deallocate", cmd_deallocate},
                                                            {"hold", cmd_hold}};
   auto cmd = kCommands.find(a.command);
   if (cmd == kCommands.end()) {

@@ -61,6 +61,17 @@ class TcpCtrl final : public HostCtrl {
     return "";
   }
 
+  std::string io_cmd(const char* name, const nvme::Sqe& sqe, const void* buf,
+                     uint32_t len) override {
+    nvme::Cqe cqe{};
+    auto dir = len ? host::tcp::Dir::kToController : host::tcp::Dir::kNone;
+    std::string err = io_.exec(sqe, const_cast<void*>(buf), len, dir, &cqe, kTimeoutMs);
+    if (!err.empty()) return fmt::format("{}: {}", name, err);
+    if (!host::tcp::cqe_ok(cqe))
+      return fmt::format("{} failed: {}", name, host::tcp::cqe_status_string(cqe));
+    return "";
+  }
+
   uint32_t max_transfer() const override { return 128 * 1024; }
 
   std::string tick() override {

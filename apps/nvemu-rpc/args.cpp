@@ -154,7 +154,8 @@ bool truthy(const Value& v) {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, std::monostate>)
           return false;
-        else if constexpr (std::is_same_v<T, std::string>)
+        else if constexpr (std::is_same_v<T, std::string> ||
+                           std::is_same_v<T, std::vector<std::string>>)
           return !x.empty();
         else
           return x != 0;
@@ -296,6 +297,13 @@ Namespace ArgParser::parse_impl(const std::vector<std::string>& argv,
       case ArgType::kStoreFalse:
         ns.set(a.dest, false);
         break;
+      case ArgType::kAppend: {
+        std::vector<std::string> list;
+        if (auto* prev = std::get_if<std::vector<std::string>>(&ns.get(a.dest))) list = *prev;
+        list.push_back(*value);
+        ns.set(a.dest, std::move(list));
+        break;
+      }
       default:
         ns.set(a.dest, convert(a, *value));
     }

@@ -21,7 +21,8 @@
 namespace nvemu::rpccli {
 
 // kJson: text that must be a JSON object or array (kept as text).
-enum class ArgType { kStr, kInt, kFloat, kJson, kStoreTrue, kStoreFalse };
+// kAppend: action='append' of strings; each use adds one (a list value).
+enum class ArgType { kStr, kInt, kFloat, kJson, kStoreTrue, kStoreFalse, kAppend };
 
 struct ArgSpec {
   std::string short_opt;  // "-b", or empty
@@ -38,8 +39,9 @@ struct ArgSpec {
   bool takes_value() const { return type != ArgType::kStoreTrue && type != ArgType::kStoreFalse; }
 };
 
-// None (not given, no default), text, integer, float or flag.
-using Value = std::variant<std::monostate, std::string, int64_t, double, bool>;
+// None (not given, no default), text, integer, float, flag or list (append).
+using Value =
+    std::variant<std::monostate, std::string, int64_t, double, bool, std::vector<std::string>>;
 
 class Namespace {
  public:

@@ -558,7 +558,11 @@ Json to_json(const Value& v) {
 }  // namespace
 
 const std::vector<Command>& commands() {
-  static const std::vector<Command> table = make_table();
+  static const std::vector<Command> table = [] {
+    std::vector<Command> t = make_table();
+    for (auto more : {rbd_commands}) std::ranges::move(more(), std::back_inserter(t));
+    return t;
+  }();
   return table;
 }
 

@@ -93,6 +93,8 @@ struct Command {
 };
 
 const std::vector<Command>& commands();
+// Per-module tables appended to commands() (one file each).
+std::vector<Command> rbd_commands();
 const Command* find_command(const std::string& name);
 
 // Builds a parser for `cmd` whose prog is `prog_prefix + " " + cmd.name`.

@@ -13,6 +13,7 @@
 #include "app/preflight.h"
 #include "bdev/bdev.h"
 #include "bdev/bdev_rpc.h"
+#include "bdev/rbd/rbd_rpc.h"
 #include "common/cpumask.h"
 #include "common/log.h"
 #include "nvmf/doca/manager.h"
@@ -69,6 +70,7 @@ void register_all_rpcs() {
   register_config_rpcs();
   register_sock_rpcs();
   bdev::register_rpcs();
+  bdev::rbd::register_rpcs();
   nvmf::register_subsystem_rpcs();
   nvmf::register_transport_rpcs();
   nvmf::doca::register_rpcs();
@@ -187,6 +189,7 @@ int run(const Options& o) {
   nvmf::Target::instance().clear();
   nvmf::doca::Managers::instance().clear();
   bdev::Registry::instance().clear();
+  bdev::rbd::shutdown();
   set.main().remove_fd(sfd);
   close(sfd);
   set.destroy();

@@ -54,7 +54,11 @@ std::string call(const std::string& method, const json& params) {
       error = fmt::format("{} ({})", reply["error"]["message"].get<std::string>(),
                           reply["error"]["code"].get<int>());
   });
-  rpc::Registry::instance().dispatch(method, params, r);
+  auto& reg = rpc::Registry::instance();
+  bool was = reg.replaying();
+  reg.set_replaying(true);
+  reg.dispatch(method, params, r);
+  reg.set_replaying(was);
   return error;
 }
 

@@ -166,6 +166,24 @@ void Bdev::notify_removal() {
   for (auto& [id, hook] : hooks) hook(*this);
 }
 
+uint64_t Bdev::add_resize_hook(ResizeHook hook) {
+  resize_hooks_.emplace_back(next_hook_, std::move(hook));
+  return next_hook_++;
+}
+
+void Bdev::remove_resize_hook(uint64_t id) {
+  std::erase_if(resize_hooks_, [id](const auto& h) { return h.first == id; });
+}
+
+bool Bdev::grow(uint64_t new_num_blocks) {
+  if (new_num_blocks < num_blocks()) return false;
+  if (new_num_blocks == num_blocks()) return true;
+  num_blocks_.store(new_num_blocks, std::memory_order_relaxed);
+  auto hooks = resize_hooks_;  // a hook may remove itself
+  for (auto& [id, hook] : hooks) hook(*this);
+  return true;
+}
+
 void Bdev::attach_channel(Channel* ch) {
   std::lock_guard lock(channels_mu_);
   channels_.push_back(ch);
@@ -183,7 +201,7 @@ nlohmann::json Bdev::info_json() const {
       {"aliases", nlohmann::json::array()},
       {"product_name", product_name_},
       {"block_size", block_size_},
-      {"num_blocks", num_blocks_},
+      {"num_blocks", num_blocks()},
       {"uuid", uuid_},
       {"assigned_rate_limits",
        {{"rw_ios_per_sec", 0},

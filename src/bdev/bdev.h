@@ -94,7 +94,8 @@ class Bdev {
   const std::string& name() const { return name_; }
   const std::string& product_name() const { return product_name_; }
   uint32_t block_size() const { return block_size_; }
-  uint64_t num_blocks() const { return num_blocks_; }
+  // Any thread: a bdev may grow while I/O runs (bdev_rbd_resize).
+  uint64_t num_blocks() const { return num_blocks_.load(std::memory_order_relaxed); }
   const std::string& uuid() const { return uuid_; }  // canonical text form
   void set_uuid(std::string uuid) { uuid_ = std::move(uuid); }
   // Optimal I/O boundary and write-cache presence, reported to hosts.
@@ -123,6 +124,15 @@ class Bdev {
   void remove_remove_hook(uint64_t id);
   void notify_removal();
 
+  // Main thread. A backend that grew (SPDK's spdk_bdev_notify_blockcnt_change)
+  // sets the new size and tells its users, e.g. the NVMe-oF namespace that
+  // sends hosts a Namespace Attribute Changed event. Shrinking is refused
+  // (false): I/O in flight may address the blocks that would go.
+  using ResizeHook = std::function<void(Bdev&)>;
+  uint64_t add_resize_hook(ResizeHook hook);
+  void remove_resize_hook(uint64_t id);
+  bool grow(uint64_t new_num_blocks);
+
   nlohmann::json info_json() const;  // one bdev_get_bdevs entry
   nlohmann::json iostat_json() const;
 
@@ -133,9 +143,10 @@ class Bdev {
  private:
   std::string name_, product_name_, uuid_;
   uint32_t block_size_;
-  uint64_t num_blocks_;
+  std::atomic<uint64_t> num_blocks_;
   std::string claimed_by_;
   std::vector<std::pair<uint64_t, RemoveHook>> remove_hooks_;
+  std::vector<std::pair<uint64_t, ResizeHook>> resize_hooks_;
   uint64_t next_hook_ = 1;
   mutable std::mutex channels_mu_;
   std::vector<Channel*> channels_;

@@ -80,6 +80,16 @@ ns_hooks() {
   return hooks;
 }
 
+// Bdev resize hooks per namespace: a grown bdev (bdev_rbd_resize) is a
+// Namespace Attribute Changed event for the subsystem's controllers, as
+// SPDK's nvmf_ns_resize.
+std::map<std::pair<std::string, uint32_t>, std::pair<std::weak_ptr<bdev::Bdev>, uint64_t>>&
+ns_resize_hooks() {
+  static std::map<std::pair<std::string, uint32_t>, std::pair<std::weak_ptr<bdev::Bdev>, uint64_t>>
+      hooks;
+  return hooks;
+}
+
 void drop_namespace(Subsystem& s, uint32_t nsid) {
   auto ns = s.find_namespace(nsid);
   auto key = std::make_pair(s.nqn(), nsid);
@@ -87,6 +97,11 @@ void drop_namespace(Subsystem& s, uint32_t nsid) {
   if (it != ns_hooks().end()) {
     if (auto b = it->second.first.lock()) b->remove_remove_hook(it->second.second);
     ns_hooks().erase(it);
+  }
+  auto rit = ns_resize_hooks().find(key);
+  if (rit != ns_resize_hooks().end()) {
+    if (auto b = rit->second.first.lock()) b->remove_resize_hook(rit->second.second);
+    ns_resize_hooks().erase(rit);
   }
   if (ns && ns->bdev) ns->bdev->release_claim();
   s.remove_namespace(nsid);
@@ -156,7 +171,10 @@ json delete_subsystem(Params& p) {
   check_tgt_name(p);
   p.done();
   auto s = nvme_subsystem_or_throw(nqn);
-  for (const auto& [nsid, ns] : *s->namespaces()) drop_namespace(*s, nsid);
+  // Hold the table: each drop publishes a new one, and the range-for would
+  // otherwise walk a table freed under it.
+  auto table = s->namespaces();
+  for (const auto& [nsid, ns] : *table) drop_namespace(*s, nsid);
   // Listeners go first so no host reconnects while the subsystem drains.
   for (const auto& l : s->listeners()) release_listener(*s, l);
   Target::instance().remove_subsystem(nqn);
@@ -233,10 +251,15 @@ json add_ns(Params& p) {
   uint64_t hook = b->add_remove_hook([weak, nsid](bdev::Bdev&) {
     if (auto sub = weak.lock()) {
       ns_hooks().erase({sub->nqn(), nsid});
+      ns_resize_hooks().erase({sub->nqn(), nsid});
       sub->remove_namespace(nsid);
     }
   });
   ns_hooks()[{nqn, nsid}] = {b, hook};
+  uint64_t resize_hook = b->add_resize_hook([weak, nsid](bdev::Bdev&) {
+    if (auto sub = weak.lock()) sub->notify_namespace_changed(nsid);
+  });
+  ns_resize_hooks()[{nqn, nsid}] = {b, resize_hook};
   return nsid;
 }
 

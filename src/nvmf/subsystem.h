@@ -95,6 +95,9 @@ class Subsystem {
   // its lookups until it changes (acquire: the new table is then visible).
   uint64_t ns_generation() const { return ns_generation_.load(std::memory_order_acquire); }
   std::shared_ptr<const Namespace> find_namespace(uint32_t nsid) const;
+  // A namespace's bdev changed in place (it grew): every controller sends a
+  // Namespace Attribute Changed event and lists the nsid in its log.
+  void notify_namespace_changed(uint32_t nsid);
 
   // Controllers. Connect (on any reactor) registers; the controller
   // unregisters itself when it goes away.
@@ -107,7 +110,6 @@ class Subsystem {
 
  private:
   void publish(NamespaceTable table);
-  void notify_namespace_changed(uint32_t nsid);
 
   const std::string nqn_;
   const Type type_;

@@ -1,0 +1,76 @@
+#include "bdev/rbd/offload.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "reactor/reactor.h"
+#include "rpc/registry.h"
+
+namespace nvemu::bdev::rbd {
+namespace {
+
+void unpin_this_thread() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  long n = sysconf(_SC_NPROCESSORS_CONF);
+  for (long i = 0; i < n && i < CPU_SETSIZE; ++i) CPU_SET(static_cast<int>(i), &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);  // best effort
+}
+
+// Workers still running and where their results go. shutdown() closes it
+// before the reactors are destroyed, so no worker sends to a dead one.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = true;
+  unsigned running = 0;
+};
+
+Gate& gate() {
+  static Gate g;
+  return g;
+}
+
+}  // namespace
+
+void shutdown_offload(std::chrono::seconds wait) {
+  Gate& g = gate();
+  std::unique_lock lk(g.mu);
+  g.open = false;
+  g.cv.wait_for(lk, wait, [&] { return g.running == 0; });
+}
+
+void offload(std::function<void()> job, std::function<void()> done) {
+  if (rpc::Registry::instance().replaying() || !ReactorSet::instance().created()) {
+    std::thread t([&job] {
+      unpin_this_thread();
+      job();
+    });
+    t.join();
+    done();
+    return;
+  }
+  Reactor* main = &ReactorSet::instance().main();
+  {
+    std::lock_guard lk(gate().mu);
+    if (!gate().open) return;  // shutting down: the request goes unanswered
+    ++gate().running;
+  }
+  std::thread([main, job = std::move(job), done = std::move(done)]() mutable {
+    unpin_this_thread();
+    job();
+    Gate& g = gate();
+    std::lock_guard lk(g.mu);
+    if (g.open) main->send(std::move(done));
+    --g.running;
+    g.cv.notify_all();
+  }).detach();
+}
+
+}  // namespace nvemu::bdev::rbd
