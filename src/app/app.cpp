@@ -13,6 +13,7 @@
 #include "app/preflight.h"
 #include "bdev/bdev.h"
 #include "bdev/bdev_rpc.h"
+#include "bdev/nvme/ctrlr.h"
 #include "common/cpumask.h"
 #include "common/log.h"
 #include "nvmf/doca/manager.h"
@@ -69,6 +70,7 @@ void register_all_rpcs() {
   register_config_rpcs();
   register_sock_rpcs();
   bdev::register_rpcs();
+  bdev::nvme::register_rpcs();
   nvmf::register_subsystem_rpcs();
   nvmf::register_transport_rpcs();
   nvmf::doca::register_rpcs();
@@ -161,15 +163,13 @@ int run(const Options& o) {
 
   int exit_code = 0;
   if (!o.json_config.empty()) {
-    set.main().send([&o, &set, &exit_code, wait = o.wait_for_rpc] {
-      std::string cerr = load_config_file(o.json_config);
-      if (!cerr.empty()) {
+    set.main().send([&o, &set, &exit_code] {
+      load_config_file(o.json_config, [&set, &exit_code](const std::string& cerr) {
+        if (cerr.empty()) return;
         LOG_ERROR("app", "config replay failed: {}", cerr);
         exit_code = 1;
         set.stop_all();
-        return;
-      }
-      (void)wait;
+      });
     });
   }
 
@@ -183,6 +183,7 @@ int run(const Options& o) {
   server.close_all();
   set.stop_all();
   set.join_others();
+  bdev::nvme::shutdown();
   // Tear down what reactors served, on this thread now that they stopped.
   nvmf::Target::instance().clear();
   nvmf::doca::Managers::instance().clear();

