@@ -156,7 +156,9 @@ json delete_subsystem(Params& p) {
   check_tgt_name(p);
   p.done();
   auto s = nvme_subsystem_or_throw(nqn);
-  for (const auto& [nsid, ns] : *s->namespaces()) drop_namespace(*s, nsid);
+  // Hold the table: each drop publishes a new one, freeing this one.
+  auto table = s->namespaces();
+  for (const auto& [nsid, ns] : *table) drop_namespace(*s, nsid);
   // Listeners go first so no host reconnects while the subsystem drains.
   for (const auto& l : s->listeners()) release_listener(*s, l);
   Target::instance().remove_subsystem(nqn);

@@ -111,9 +111,10 @@ class BdevNvmeTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         for t in (cls.b, cls.a):
-            rc = t.stop()
-            if rc not in (0, None):
+            t.interrupt()
+            if t.proc.returncode not in (0, None):
                 print(t.output())
+            t.stop()
 
     def tearDown(self):
         for c in self.b.result("bdev_nvme_get_controllers"):
@@ -166,6 +167,102 @@ class BdevNvmeTest(unittest.TestCase):
         # B's subsystem dropped the namespace with the bdev.
         sub = [s for s in self.b.result("nvmf_get_subsystems") if s["nqn"] == NQN_B][0]
         self.assertEqual(sub["namespaces"], [])
+
+    # ---- bad input ---------------------------------------------------------
+
+    def assert_nothing_new(self):
+        self.assertEqual(self.b.result("bdev_nvme_get_controllers"), [])
+        self.assertEqual(self.b.result("bdev_get_bdevs"), [])
+
+    def attach_error(self, params):
+        t0 = time.time()
+        r = self.b.call("bdev_nvme_attach_controller", params, timeout=30)
+        self.assertIn("error", r, r)
+        self.assert_nothing_new()
+        return r["error"], time.time() - t0
+
+    def test_02_bad_input(self):
+        dead = free_port()
+        e, _ = self.attach_error(attach_params("Bad", dead))
+        self.assertEqual(e["code"], -111)
+        self.assertIn(f"127.0.0.1:{dead}", e["message"])
+        self.assertIn("Connection refused", e["message"])
+
+        # A listener that accepts but never answers ICReq: bounded by the
+        # fabrics timeout, with the address and the cause.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        sport = silent.getsockname()[1]
+        try:
+            e, took = self.attach_error(attach_params("Bad", sport,
+                                                      fabrics_connect_timeout_us=1000000))
+        finally:
+            silent.close()
+        self.assertEqual(e["code"], -110, e)
+        self.assertIn(f"127.0.0.1:{sport}", e["message"])
+        self.assertLess(took, 10)
+
+        e, _ = self.attach_error(attach_params("Bad", self.port_a, nqn="nqn.2016-06.io.spdk:nope"))
+        self.assertEqual(e["code"], -19, e)
+        self.assertIn("nqn.2016-06.io.spdk:nope", e["message"])
+        self.assertIn("nvmf_get_subsystems", e["message"])
+
+        # A's subsystem that admits listed hosts only.
+        closed = "nqn.2016-06.io.spdk:closed"
+        self.a.result("bdev_malloc_create", {"name": "MallocC", "num_blocks": 2048,
+                                            "block_size": 512})
+        export(self.a, closed, None, ["MallocC"], allow_any_host=False, transport=False)
+        listen(self.a, closed, self.port_a)
+        hostnqn = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000beef"
+        e, _ = self.attach_error(attach_params("Bad", self.port_a, nqn=closed, hostnqn=hostnqn))
+        self.assertEqual(e["code"], -1, e)
+        self.assertIn(hostnqn, e["message"])
+        self.assertIn("nvmf_subsystem_add_host", e["message"])
+        self.a.result("nvmf_subsystem_add_host", {"nqn": closed, "host": hostnqn})
+        self.assertEqual(self.b.result("bdev_nvme_attach_controller",
+                                       attach_params("Ok", self.port_a, nqn=closed,
+                                                     hostnqn=hostnqn)), ["Okn1"])
+
+        # Same name again without multipath.
+        r = self.b.call("bdev_nvme_attach_controller", attach_params("Ok", self.port_a))
+        self.assertEqual(r["error"]["code"], -114, r)
+        self.assertIn("already exists and multipath is disabled", r["error"]["message"])
+        # Same name, failover, but another subsystem.
+        r = self.b.call("bdev_nvme_attach_controller",
+                        attach_params("Ok", free_port(), multipath="failover"))
+        self.assertEqual(r["error"]["code"], -22, r)
+        self.assertIn("different subnqn", r["error"]["message"])
+        self.assertEqual([b["name"] for b in self.b.result("bdev_get_bdevs")], ["Okn1"])
+        self.b.result("bdev_nvme_detach_controller", {"name": "Ok"})
+        self.a.result("nvmf_delete_subsystem", {"nqn": closed})
+        self.a.result("bdev_malloc_delete", {"name": "MallocC"})
+
+        e, _ = self.attach_error({**attach_params("Bad", self.port_a), "trtype": "rdma"})
+        self.assertEqual(e["code"], -22)
+        self.assertIn("Failed to parse trtype: rdma", e["message"])
+        self.assertIn("tcp or vfiouser", e["message"])
+        for bad, words in (({"ctrlr_loss_timeout_sec": 5}, "reconnect_delay_sec can't be 0"),
+                           ({"ctrlr_loss_timeout_sec": 2, "reconnect_delay_sec": 3},
+                            "can't be more than ctrlr_loss_timeout_sec"),
+                           ({"ctrlr_loss_timeout_sec": -2}, "less than -1"),
+                           ({"reconnect_delay_sec": 1}, "must be 0 if ctrlr_loss_timeout_sec is 0"),
+                           ({"ctrlr_loss_timeout_sec": 10, "reconnect_delay_sec": 2,
+                             "fast_io_fail_timeout_sec": 11},
+                            "fast_io_fail_timeout_sec can't be more than ctrlr_loss")):
+            e, _ = self.attach_error(attach_params("Bad", self.port_a, **bad))
+            self.assertEqual(e["code"], -22, (bad, e))
+            self.assertIn(words, e["message"])
+        e, _ = self.attach_error({**attach_params("Bad", self.port_a), "bogus": 1})
+        self.assertEqual(e["code"], -32602)
+        r = self.b.call("bdev_nvme_detach_controller", {"name": "Nope"})
+        self.assertEqual(r["error"]["code"], -19)
+        r = self.b.call("bdev_nvme_reset_controller", {"name": "Nope"})
+        self.assertEqual(r["error"]["code"], -19)
+        r = self.b.call("bdev_nvme_get_controllers", {"name": "Nope"})
+        self.assertEqual(r["error"], {"code": 22, "message": "Controller Nope does not exist"})
+        self.assertTrue(self.b.alive())
+        self.assertEqual(self.b.result("spdk_get_version")["fields"]["major"], 23)
 
 
 if __name__ == "__main__":
