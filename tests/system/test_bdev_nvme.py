@@ -96,6 +96,33 @@ def attach_params(name, port, nqn=NQN_A, **extra):
     return p
 
 
+class Writer(threading.Thread):
+    """write-verify rounds through B, one after another, until stopped."""
+
+    def __init__(self, port, nqn, blocks=64):
+        super().__init__(daemon=True)
+        self.port, self.nqn, self.blocks = port, nqn, blocks
+        self.stop_flag = threading.Event()
+        self.rounds, self.failures, self.last = 0, [], {}
+
+    def run(self):
+        seed = 100
+        while not self.stop_flag.is_set():
+            lba = ((seed - 100) % 32) * self.blocks  # aligned slots: no partial overlaps
+            r = write_verify(self.port, self.nqn, lba, self.blocks, seed)
+            if r.returncode != 0 or '"ok": true' not in r.stdout:
+                self.failures.append((seed, r.stdout + r.stderr))
+            else:
+                self.last[lba] = seed
+                self.rounds += 1
+            seed += 1
+
+    def finish(self):
+        self.stop_flag.set()
+        self.join(60)
+        return self
+
+
 class BdevNvmeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -263,6 +290,142 @@ class BdevNvmeTest(unittest.TestCase):
         self.assertEqual(r["error"], {"code": 22, "message": "Controller Nope does not exist"})
         self.assertTrue(self.b.alive())
         self.assertEqual(self.b.result("spdk_get_version")["fields"]["major"], 23)
+
+    # ---- recovery ----------------------------------------------------------
+
+    def state(self, name):
+        c = self.b.call("bdev_nvme_get_controllers", {"name": name})
+        return c["result"][0]["ctrlrs"][0]["state"] if "result" in c else None
+
+    def test_03_reset_under_io(self):
+        self.b.result("bdev_nvme_attach_controller", attach_params("Nvme0", self.port_a))
+        cntlid = self.b.result("bdev_nvme_get_controllers")[0]["ctrlrs"][0]["cntlid"]
+        port_b = self.reexport("Nvme0n1")
+        w = Writer(port_b, NQN_B)
+        w.start()
+        wait_for(lambda: w.rounds >= 2, "I/O before the reset")
+        for _ in range(3):
+            self.assertIs(self.b.result("bdev_nvme_reset_controller", {"name": "Nvme0"}), True)
+            self.assertEqual(self.state("Nvme0"), "enabled")
+        done = w.rounds
+        wait_for(lambda: w.rounds >= done + 2, "I/O after the resets")
+        w.finish()
+        self.assertEqual(w.failures, [])
+        self.assertNotEqual(self.b.result("bdev_nvme_get_controllers")[0]["ctrlrs"][0]["cntlid"],
+                            cntlid)
+
+    def test_04_failover_on_listener_removal(self):
+        port2 = free_port()
+        listen(self.a, NQN_A, port2)
+        try:
+            self.assertEqual(self.b.result("bdev_nvme_attach_controller", attach_params(
+                "Nvme0", self.port_a, ctrlr_loss_timeout_sec=-1, reconnect_delay_sec=1)),
+                ["Nvme0n1"])
+            self.assertEqual(self.b.result("bdev_nvme_attach_controller", attach_params(
+                "Nvme0", port2, multipath="failover")), [])
+            # The exact same path again is refused.
+            r = self.b.call("bdev_nvme_attach_controller",
+                            attach_params("Nvme0", port2, multipath="failover"))
+            self.assertEqual(r["error"]["code"], -114)
+            self.assertIn("specified network path", r["error"]["message"])
+            saved = [e for s in self.b.result("save_config")["subsystems"]
+                     if s["subsystem"] == "bdev" for e in s["config"]
+                     if e["method"] == "bdev_nvme_attach_controller"]
+            self.assertEqual([(e["params"]["trsvcid"], e["params"].get("multipath"))
+                              for e in saved], [(str(self.port_a), None), (str(port2), "failover")])
+            port_b = self.reexport("Nvme0n1")
+            w = Writer(port_b, NQN_B)
+            w.start()
+            wait_for(lambda: w.rounds >= 2, "I/O before the failover")
+            listen(self.a, NQN_A, self.port_a, "nvmf_subsystem_remove_listener")
+            wait_for(lambda: self.b.result("bdev_nvme_get_controllers")[0]["ctrlrs"][0]
+                     ["trid"]["trsvcid"] == str(port2), "the active path to move", 10)
+            done = w.rounds
+            wait_for(lambda: w.rounds >= done + 3, "I/O on the second path")
+            w.finish()
+            self.assertEqual(w.failures, [])
+            self.assertEqual(self.state("Nvme0"), "enabled")
+            # Detaching the inactive path leaves the controller.
+            self.assertIs(self.b.result("bdev_nvme_detach_controller", {
+                "name": "Nvme0", "trtype": "tcp", "traddr": "127.0.0.1",
+                "trsvcid": str(self.port_a)}), True)
+            self.assertEqual(len(self.b.result("bdev_nvme_get_controllers")), 1)
+        finally:
+            listen(self.a, NQN_A, self.port_a)
+            self.a.call("nvmf_subsystem_remove_listener", {"nqn": NQN_A, "listen_address": {
+                "trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1",
+                "trsvcid": str(port2)}})
+
+    def start_c(self, port, path, fresh):
+        """Target C: a uring file namespace (it survives C's restart)."""
+        c = Target(("-m", "0x1"))
+        if fresh:
+            with open(path, "wb") as f:
+                f.truncate(8 << 20)
+        c.result("bdev_uring_create", {"name": "File0", "filename": path, "block_size": 512})
+        export(c, NQN_A, port, ["File0"])
+        return c
+
+    def test_05_target_restart_within_ctrlr_loss(self):
+        port = free_port()
+        path = os.path.join(self.a.dir, "c.img")
+        c = self.start_c(port, path, True)
+        try:
+            self.b.result("bdev_nvme_attach_controller", attach_params(
+                "Nvme1", port, ctrlr_loss_timeout_sec=30, reconnect_delay_sec=1))
+            port_b = self.reexport("Nvme1n1")
+            w = Writer(port_b, NQN_B)
+            w.start()
+            wait_for(lambda: w.rounds >= 2, "I/O before the restart")
+            c.proc.kill()
+            c.proc.wait()
+            wait_for(lambda: self.state("Nvme1") in ("resetting", "reconnect_is_delayed"),
+                     "B to notice")
+            c.stop()
+            time.sleep(0.5)
+            c = self.start_c(port, path, False)
+            wait_for(lambda: self.state("Nvme1") == "enabled", "B to reconnect", 15)
+            done = w.rounds
+            wait_for(lambda: w.rounds >= done + 2, "I/O after the restart", 20)
+            w.finish()
+            self.assertEqual(w.failures, [])
+            # Every range's last write is there, read straight from C.
+            for lba, seed in w.last.items():
+                self.assertEqual(read_blocks(port, NQN_A, lba, 64),
+                                 pattern(seed, lba * 512, 64 * 512), (lba, seed))
+        finally:
+            c.stop()
+
+    def test_06_fast_io_fail_then_ctrlr_loss(self):
+        port = free_port()
+        path = os.path.join(self.a.dir, "d.img")
+        c = self.start_c(port, path, True)
+        try:
+            self.b.result("bdev_nvme_attach_controller", attach_params(
+                "Nvme2", port, ctrlr_loss_timeout_sec=4, reconnect_delay_sec=1,
+                fast_io_fail_timeout_sec=2))
+            port_b = self.reexport("Nvme2n1")
+            self.assertEqual(write_verify(port_b, NQN_B, 0, 8, 3).returncode, 0)
+        finally:
+            c.stop()
+        lost = time.time()
+        # Queued, not failed, until fast_io_fail_timeout_sec: the read through
+        # B fails only after about 2 s.
+        with tempfile.NamedTemporaryFile() as f:
+            r = host(tcp_trid(port_b, NQN_B), "read", "--nsid", "1", "--lba", "0",
+                     "--blocks", "8", "--out", f.name)
+        took = time.time() - lost
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertGreater(took, 1.5)
+        self.assertLess(took, 4.5)
+        self.assertIn(self.state("Nvme2"), ("resetting", "reconnect_is_delayed"))
+        # Deleted with its bdev after ctrlr_loss_timeout_sec; B's subsystem
+        # drops the namespace.
+        wait_for(lambda: self.state("Nvme2") is None, "ctrlr_loss_timeout_sec", 8)
+        self.assertGreater(time.time() - lost, 3.5)
+        self.assertEqual(self.b.result("bdev_get_bdevs"), [])
+        sub = [s for s in self.b.result("nvmf_get_subsystems") if s["nqn"] == NQN_B][0]
+        self.assertEqual(sub["namespaces"], [])
 
 
 if __name__ == "__main__":

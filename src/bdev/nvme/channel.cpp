@@ -34,7 +34,7 @@ IoStatus to_io_status(const n::Cqe& c) {
 
 ReactorPath::ReactorPath(Reactor& r, std::function<void(uint64_t)> on_lost)
     : reactor_(r), on_lost_(std::move(on_lost)), flush_(r, [this] {
-        if (qp_ && qp_->poll() < 0) lost();
+        if (qp_ && (qp_->poll() < 0 || qp_->failed())) lost();
       }) {}
 
 ReactorPath::~ReactorPath() {
@@ -148,7 +148,7 @@ void ReactorPath::done(void* ctx, const n::Cqe& cqe) {
 int ReactorPath::poll() {
   if (!qp_) return 0;
   int n = qp_->poll();
-  if (n < 0) {
+  if (n < 0 || qp_->failed()) {
     lost();
     return 1;
   }

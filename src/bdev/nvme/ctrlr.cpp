@@ -204,7 +204,7 @@ bool Ctrlr::admin_cmd(const n::Sqe& sqe, void* buf, uint32_t len,
 
 void Ctrlr::poll_admin() {
   if (!admin_ || state_ != State::kEnabled) return;
-  if (admin_->poll() < 0) path_lost(gen_, "admin queue: " + admin_->error());
+  if (admin_->poll() < 0 || admin_->failed()) path_lost(gen_, "admin queue: " + admin_->error());
 }
 
 void Ctrlr::path_lost(uint64_t gen, const std::string& why) {

@@ -74,7 +74,7 @@ class IoQpair {
   virtual bool submit(uint8_t opc, uint32_t nsid, uint64_t slba, uint32_t nlb,
                       const struct iovec* iovs, int iovcnt, uint32_t len, IoCallback cb,
                       void* ctx) = 0;
-  // Completions delivered, or -1 once the qpair failed.
+  // Completions delivered, or -1 once the qpair failed (see AdminPath::poll).
   virtual int poll() = 0;
   // An fd that becomes readable when completions may be waiting, or -1 when
   // the qpair must be polled (shared-memory queues).
@@ -102,7 +102,11 @@ class AdminPath {
   // stay valid until `cb` runs. False when the queue is down or full.
   virtual bool submit_admin(const ::nvemu::nvme::Sqe& sqe, void* buf, uint32_t len, bool to_ctrlr,
                             AdminCallback cb) = 0;
-  virtual int poll() = 0;  // -1 once the connection failed
+  // -1 once the connection failed. A poll that delivers completions and
+  // then fails may still return their count: check failed() too, before the
+  // fd number (closed by then) is reused by anything else.
+  virtual int poll() = 0;
+  virtual bool failed() const = 0;
   virtual int fd() const = 0;
   virtual std::string error() const = 0;
 };

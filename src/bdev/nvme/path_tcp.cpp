@@ -232,6 +232,7 @@ class TcpAdminPath final : public AdminPath {
     return ok;
   }
   int poll() override { return host_.admin().poll(); }
+  bool failed() const override { return !const_cast<host::tcp::Host&>(host_).admin().ok(); }
   int fd() const override { return const_cast<host::tcp::Host&>(host_).admin().fd(); }
   std::string error() const override { return const_cast<host::tcp::Host&>(host_).admin().error(); }
   ~TcpAdminPath() override { host_.disconnect(); }
