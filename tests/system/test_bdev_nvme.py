@@ -427,6 +427,34 @@ class BdevNvmeTest(unittest.TestCase):
         sub = [s for s in self.b.result("nvmf_get_subsystems") if s["nqn"] == NQN_B][0]
         self.assertEqual(sub["namespaces"], [])
 
+    # ---- the remote's namespace changes ------------------------------------
+
+    def test_07_namespace_added_and_removed_on_a(self):
+        self.b.result("bdev_nvme_attach_controller", attach_params("Nvme0", self.port_a))
+        port_b = self.reexport("Nvme0n1")
+        self.a.result("bdev_malloc_create", {"name": "Malloc1", "num_blocks": 4096,
+                                            "block_size": 4096})
+        nsid = self.a.result("nvmf_subsystem_add_ns", {"nqn": NQN_A, "namespace": {
+            "bdev_name": "Malloc1"}})
+        self.assertEqual(nsid, 2)
+        names = lambda: sorted(b["name"] for b in self.b.result("bdev_get_bdevs"))  # noqa: E731
+        wait_for(lambda: names() == ["Nvme0n1", "Nvme0n2"], "Nvme0n2 on B", 5)
+        n2 = self.b.result("bdev_get_bdevs", {"name": "Nvme0n2"})[0]
+        self.assertEqual((n2["block_size"], n2["num_blocks"]), (4096, 4096))
+        # B exports the new one too; data goes through to A's Malloc1.
+        self.b.result("nvmf_subsystem_add_ns", {"nqn": NQN_B, "namespace": {
+            "bdev_name": "Nvme0n2"}})
+        r = write_verify(port_b, NQN_B, 10, 20, 5, nsid=2)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(read_blocks(self.port_a, NQN_A, 10, 20, nsid=2),
+                         pattern(5, 10 * 4096, 20 * 4096))
+        # Removed on A: gone from B's bdevs and from B's own subsystem.
+        self.a.result("nvmf_subsystem_remove_ns", {"nqn": NQN_A, "nsid": 2})
+        wait_for(lambda: names() == ["Nvme0n1"], "Nvme0n2 to go", 5)
+        sub = [s for s in self.b.result("nvmf_get_subsystems") if s["nqn"] == NQN_B][0]
+        self.assertEqual([n["bdev_name"] for n in sub["namespaces"]], ["Nvme0n1"])
+        self.a.result("bdev_malloc_delete", {"name": "Malloc1"})
+
 
 if __name__ == "__main__":
     harness.run_unittest_main()
