@@ -7,6 +7,7 @@ B; recovery (reset, failover, A restarted, fast_io_fail, ctrlr_loss), the
 remote's namespace changes and every bad-input case are checked by their
 real effects: bytes, RPC codes and messages, bdev lists.
 """
+import json
 import os
 import socket
 import struct
@@ -454,6 +455,77 @@ class BdevNvmeTest(unittest.TestCase):
         sub = [s for s in self.b.result("nvmf_get_subsystems") if s["nqn"] == NQN_B][0]
         self.assertEqual([n["bdev_name"] for n in sub["namespaces"]], ["Nvme0n1"])
         self.a.result("bdev_malloc_delete", {"name": "Malloc1"})
+
+    # ---- nvemu-rpc: rpc.py's flags -----------------------------------------
+
+    def rpc(self, *args):
+        r = subprocess.run([RPC, "-s", self.b.sock, *args], capture_output=True, text=True,
+                           timeout=30)
+        return r
+
+    def test_08_nvemu_rpc_flags(self):
+        r = self.rpc("bdev_nvme_attach_controller", "-b", "Nvme0", "-t", "tcp", "-a",
+                     "127.0.0.1", "-f", "ipv4", "-s", str(self.port_a), "-n", NQN_A,
+                     "-l", "-1", "-o", "1", "-u", "2")
+        self.assertEqual((r.returncode, r.stdout), (0, "Nvme0n1\n"), r.stderr)
+        saved = [e["params"] for s in self.b.result("save_config")["subsystems"]
+                 if s["subsystem"] == "bdev" for e in s["config"]
+                 if e["method"] == "bdev_nvme_attach_controller"][0]
+        self.assertEqual((saved["ctrlr_loss_timeout_sec"], saved["reconnect_delay_sec"],
+                          saved["fast_io_fail_timeout_sec"]), (-1, 1, 2))
+        r = self.rpc("bdev_nvme_get_controllers", "-n", "Nvme0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('"state": "enabled"', r.stdout)
+        self.assertEqual(self.rpc("bdev_nvme_reset_controller", "Nvme0").returncode, 0)
+        r = self.rpc("bdev_nvme_set_options", "-k", "3000")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not permitted with nvme controllers already attached", r.stdout + r.stderr)
+        r = self.rpc("bdev_nvme_detach_controller", "Nvme0", "-t", "tcp", "-a", "127.0.0.1",
+                     "-s", str(self.port_a))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.b.result("bdev_nvme_get_controllers"), [])
+        r = self.rpc("bdev_nvme_set_options", "-k", "3000", "-l", "10", "-o", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        opts = [e["params"] for s in self.b.result("save_config")["subsystems"]
+                if s["subsystem"] == "bdev" for e in s["config"]
+                if e["method"] == "bdev_nvme_set_options"][0]
+        self.assertEqual((opts["keep_alive_timeout_ms"], opts["ctrlr_loss_timeout_sec"],
+                          opts["reconnect_delay_sec"]), (3000, 10, 2))
+        # Attach takes the module's defaults.
+        self.b.result("bdev_nvme_attach_controller", attach_params("Nvme0", self.port_a))
+        c = [e["params"] for s in self.b.result("save_config")["subsystems"]
+             if s["subsystem"] == "bdev" for e in s["config"]
+             if e["method"] == "bdev_nvme_attach_controller"][0]
+        self.assertEqual((c["ctrlr_loss_timeout_sec"], c["reconnect_delay_sec"]), (10, 2))
+        self.b.result("bdev_nvme_detach_controller", {"name": "Nvme0"})
+        self.b.result("bdev_nvme_set_options", {"keep_alive_timeout_ms": 10000,
+                                                "ctrlr_loss_timeout_sec": 0,
+                                                "reconnect_delay_sec": 0})
+        r = self.b.call("bdev_nvme_set_options", {"ctrlr_loss_timeout_sec": 3})
+        self.assertEqual(r["error"]["code"], -22)
+        self.assertIn("reconnect_delay_sec can't be 0", r["error"]["message"])
+
+    # ---- save_config / -c replay -------------------------------------------
+
+    def test_09_config_replay_waits_for_attach(self):
+        self.b.result("bdev_nvme_attach_controller", attach_params("Nvme0", self.port_a))
+        self.reexport("Nvme0n1")
+        cfg = self.b.result("save_config")
+        path = os.path.join(self.b.dir, "replay.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        self.b.result("bdev_nvme_detach_controller", {"name": "Nvme0"})
+        self.b.result("nvmf_delete_subsystem", {"nqn": NQN_B})
+        # A fresh target replays it: the subsystem's namespace needs the
+        # bdev the attach creates, so the attach must be done first.
+        with Target(("-m", "0x1", "-c", path)) as t:
+            sub = [s for s in t.result("nvmf_get_subsystems") if s["nqn"] == NQN_B][0]
+            self.assertEqual([n["bdev_name"] for n in sub["namespaces"]], ["Nvme0n1"])
+            self.assertEqual(t.result("bdev_nvme_get_controllers")[0]["name"], "Nvme0")
+        # load_config into the running B does the same.
+        self.assertIs(self.b.result("load_config", {"subsystems": [
+            s for s in cfg["subsystems"] if s["subsystem"] == "bdev"]}), True)
+        self.assertEqual([b["name"] for b in self.b.result("bdev_get_bdevs")], ["Nvme0n1"])
 
 
 if __name__ == "__main__":
