@@ -527,6 +527,46 @@ class BdevNvmeTest(unittest.TestCase):
             s for s in cfg["subsystems"] if s["subsystem"] == "bdev"]}), True)
         self.assertEqual([b["name"] for b in self.b.result("bdev_get_bdevs")], ["Nvme0n1"])
 
+    # ---- vfio-user ---------------------------------------------------------
+
+    def test_10_vfiouser_attach_io_and_function_loss(self):
+        vdir = tempfile.mkdtemp(prefix="nvemu-vfu-", dir=self.a.dir)
+        self.a.call("nvmf_create_transport", {"trtype": "VFIOUSER"})
+        self.a.result("nvmf_subsystem_add_listener", {"nqn": NQN_A, "listen_address": {
+            "trtype": "VFIOUSER", "adrfam": "IPv4", "traddr": vdir, "trsvcid": "0"}})
+        wait_for(lambda: os.path.exists(os.path.join(vdir, "cntrl")), "the function socket")
+        try:
+            names = self.b.result("bdev_nvme_attach_controller", {
+                "name": "Vfu0", "trtype": "vfiouser", "traddr": vdir,
+                "ctrlr_loss_timeout_sec": 2, "reconnect_delay_sec": 1})
+            self.assertEqual(names, ["Vfu0n1"])
+            c = self.b.result("bdev_nvme_get_controllers")[0]["ctrlrs"][0]
+            self.assertEqual(c["trid"], {"trtype": "VFIOUSER", "traddr": vdir})
+            nvme = self.b.result("bdev_get_bdevs", {"name": "Vfu0n1"})[0]["driver_specific"]
+            self.assertEqual(nvme["nvme"][0]["pci_address"], vdir)
+            port_b = self.reexport("Vfu0n1")
+            r = write_verify(port_b, NQN_B, 1000, 700, 11)  # 350 KiB: several 128 KiB I/Os
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn('"ok": true', r.stdout)
+            self.assertEqual(read_blocks(self.port_a, NQN_A, 1000, 700),
+                             pattern(11, 1000 * 512, 700 * 512))
+            # The function goes away: B's bdev goes after ctrlr_loss_timeout_sec.
+            self.a.result("nvmf_subsystem_remove_listener", {"nqn": NQN_A, "listen_address": {
+                "trtype": "VFIOUSER", "adrfam": "IPv4", "traddr": vdir, "trsvcid": "0"}})
+            wait_for(lambda: self.b.result("bdev_nvme_get_controllers") == [],
+                     "ctrlr_loss_timeout_sec after the function went", 10)
+            self.assertEqual(self.b.result("bdev_get_bdevs"), [])
+        finally:
+            self.a.call("nvmf_subsystem_remove_listener", {"nqn": NQN_A, "listen_address": {
+                "trtype": "VFIOUSER", "adrfam": "IPv4", "traddr": vdir, "trsvcid": "0"}})
+
+    def test_11_vfiouser_bad_traddr(self):
+        e, _ = self.attach_error({"name": "Vfu1", "trtype": "vfiouser",
+                                  "traddr": "/nonexistent/function"})
+        self.assertEqual(e["code"], -2, e)
+        self.assertIn("/nonexistent/function", e["message"])
+        self.assertIn("cntrl", e["message"])
+
 
 if __name__ == "__main__":
     harness.run_unittest_main()

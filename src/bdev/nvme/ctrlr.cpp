@@ -33,7 +33,9 @@ std::vector<Worker> g_workers;
 
 Connection connect_all(const Trid& trid, const PathOptions& opts, size_t qpairs, uint16_t depth) {
   Connection c;
-  c.admin = connect_path(trid, opts, &c.error, &c.err_no);
+  PathOptions o = opts;
+  o.io_qpairs = qpairs;
+  c.admin = connect_path(trid, o, &c.error, &c.err_no);
   if (!c.admin) return c;
   c.error = c.admin->bring_up(&c.info);
   if (!c.error.empty()) {

@@ -42,6 +42,7 @@ struct PathOptions {
   uint32_t kato_ms = 10000;
   int timeout_ms = 5000;  // connect and each bring-up command
   uint32_t transport_retry_count = 4;
+  size_t io_qpairs = 1;  // vfio-user sizes its DMA memory for them
 };
 
 // What bring-up learned about the controller and its active namespaces.
