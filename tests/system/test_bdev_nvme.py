@@ -124,6 +124,75 @@ class Writer(threading.Thread):
         return self
 
 
+class AerHost:
+    """A minimal NVMe/TCP host (stdlib only) that connects an admin queue,
+    enables the controller, turns on namespace notices and keeps one
+    Asynchronous Event Request outstanding: enough to see a target's AEN."""
+
+    def __init__(self, port, nqn):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.cid = 0
+        icreq = struct.pack("<BBBBI", 0x00, 0, 128, 0, 128) + struct.pack("<HBBI", 0, 0, 0, 0)
+        self.s.sendall(icreq.ljust(128, b"\0"))
+        hdr = self.recv_pdu()
+        assert hdr[0] == 0x01, f"expected ICResp, got PDU type {hdr[0]}"
+        data = bytearray(1024)
+        data[16:18] = struct.pack("<H", 0xFFFF)
+        data[256:256 + len(nqn)] = nqn.encode()
+        host = b"nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-0000000000ae"
+        data[512:512 + len(host)] = host
+        cqe = self.cmd(0x7F, nsid=0x01, cdw10=0, cdw11=31, data=bytes(data))
+        assert cqe["status"] == 0, cqe
+        cc = 1 | (6 << 16) | (4 << 20)
+        assert self.cmd(0x7F, nsid=0x00, cdw10=0, cdw11=0x14, cdw12=cc)["status"] == 0
+        deadline = time.time() + 5
+        while not self.cmd(0x7F, nsid=0x04, cdw10=0, cdw11=0x1C)["cdw0"] & 1:
+            assert time.time() < deadline, "CSTS.RDY"
+            time.sleep(0.01)
+        assert self.cmd(0x09, cdw10=0x0B, cdw11=1 << 8)["status"] == 0  # AEC: ns notices
+        self.aer_cid = self.send_cmd(0x0C)
+
+    def recv_exact(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.s.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("controller closed the connection")
+            buf += chunk
+        return buf
+
+    def recv_pdu(self):
+        ch = self.recv_exact(8)
+        plen = struct.unpack_from("<I", ch, 4)[0]
+        return ch + self.recv_exact(plen - 8)
+
+    def send_cmd(self, opc, nsid=0, cdw10=0, cdw11=0, cdw12=0, data=b""):
+        self.cid += 1
+        sgl = struct.pack("<QI3xB", 0, len(data), 0x01 if data else 0x5A)
+        sqe = struct.pack("<BBHI", opc, 0x40, self.cid, nsid) + bytes(16) + sgl + struct.pack(
+            "<IIIIII", cdw10, cdw11, cdw12, 0, 0, 0)
+        assert len(sqe) == 64
+        plen = 72 + len(data)
+        self.s.sendall(struct.pack("<BBBBI", 0x04, 0, 72, 72 if data else 0, plen) + sqe + data)
+        return self.cid
+
+    def wait_cqe(self, cid, timeout=5):
+        self.s.settimeout(timeout)
+        while True:
+            pdu = self.recv_pdu()
+            if pdu[0] != 0x05:
+                continue  # C2HData etc.: not used here
+            cdw0, _, _, _, rcid, status = struct.unpack_from("<IIHHHH", pdu, 8)
+            if rcid == cid:
+                return {"cdw0": cdw0, "status": status >> 1}
+
+    def cmd(self, opc, **kw):
+        return self.wait_cqe(self.send_cmd(opc, **kw))
+
+    def close(self):
+        self.s.close()
+
+
 class BdevNvmeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -449,9 +518,18 @@ class BdevNvmeTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(read_blocks(self.port_a, NQN_A, 10, 20, nsid=2),
                          pattern(5, 10 * 4096, 20 * 4096))
-        # Removed on A: gone from B's bdevs and from B's own subsystem.
-        self.a.result("nvmf_subsystem_remove_ns", {"nqn": NQN_A, "nsid": 2})
-        wait_for(lambda: names() == ["Nvme0n1"], "Nvme0n2 to go", 5)
+        # Removed on A: gone from B's bdevs and from B's own subsystem,
+        # whose host hears of it through B's own AEN.
+        aer = AerHost(port_b, NQN_B)
+        try:
+            self.a.result("nvmf_subsystem_remove_ns", {"nqn": NQN_A, "nsid": 2})
+            wait_for(lambda: names() == ["Nvme0n1"], "Nvme0n2 to go", 5)
+            cqe = aer.wait_cqe(aer.aer_cid)
+            self.assertEqual(cqe["status"], 0)
+            # Notice (2), Namespace Attribute Changed (0), log page 04h.
+            self.assertEqual(cqe["cdw0"] & 0xFFFFFF, 0x040002)
+        finally:
+            aer.close()
         sub = [s for s in self.b.result("nvmf_get_subsystems") if s["nqn"] == NQN_B][0]
         self.assertEqual([n["bdev_name"] for n in sub["namespaces"]], ["Nvme0n1"])
         self.a.result("bdev_malloc_delete", {"name": "Malloc1"})
@@ -519,7 +597,9 @@ class BdevNvmeTest(unittest.TestCase):
         # A fresh target replays it: the subsystem's namespace needs the
         # bdev the attach creates, so the attach must be done first.
         with Target(("-m", "0x1", "-c", path)) as t:
-            sub = [s for s in t.result("nvmf_get_subsystems") if s["nqn"] == NQN_B][0]
+            subs = lambda: [s for s in t.result("nvmf_get_subsystems")  # noqa: E731
+                            if s["nqn"] == NQN_B and s["namespaces"]]
+            sub = wait_for(subs, "the replay to finish")[0]
             self.assertEqual([n["bdev_name"] for n in sub["namespaces"]], ["Nvme0n1"])
             self.assertEqual(t.result("bdev_nvme_get_controllers")[0]["name"], "Nvme0")
         # load_config into the running B does the same.
