@@ -647,6 +647,18 @@ class BdevNvmeTest(unittest.TestCase):
         self.assertIn("/nonexistent/function", e["message"])
         self.assertIn("cntrl", e["message"])
 
+    def test_12_keep_alive_per_kato(self):
+        self.b.result("bdev_nvme_set_options", {"keep_alive_timeout_ms": 1000})
+        try:
+            self.b.result("bdev_nvme_attach_controller", attach_params("Nvme0", self.port_a))
+            cntlid = self.b.result("bdev_nvme_get_controllers")[0]["ctrlrs"][0]["cntlid"]
+            time.sleep(3)  # three KATOs: without keep-alives A drops the controller
+            c = self.b.result("bdev_nvme_get_controllers")[0]["ctrlrs"][0]
+            self.assertEqual((c["state"], c["cntlid"]), ("enabled", cntlid))
+        finally:
+            self.b.call("bdev_nvme_detach_controller", {"name": "Nvme0"})
+            self.b.result("bdev_nvme_set_options", {"keep_alive_timeout_ms": 10000})
+
 
 if __name__ == "__main__":
     harness.run_unittest_main()
