@@ -50,7 +50,7 @@ std::string explain(const Trid& t, const PathOptions& o, const std::string& why)
 
 class TcpQpair final : public IoQpair {
  public:
-  explicit TcpQpair(uint16_t depth, uint32_t max_xfer) : bounce_(depth), max_xfer_(max_xfer) {
+  explicit TcpQpair(uint16_t depth) : bounce_(depth) {
     for (auto& b : bounce_) b.ctx_owner = this;
   }
   host::tcp::Queue q;
@@ -135,7 +135,6 @@ class TcpQpair final : public IoQpair {
     b->cb(b->ctx, cqe);
   }
   std::vector<Bounce> bounce_;
-  uint32_t max_xfer_;
 };
 
 class TcpAdminPath final : public AdminPath {
@@ -208,7 +207,7 @@ class TcpAdminPath final : public AdminPath {
 
   std::unique_ptr<IoQpair> create_io_qpair(uint16_t qid, uint16_t depth,
                                            std::string* error) override {
-    auto qp = std::make_unique<TcpQpair>(depth, 0);
+    auto qp = std::make_unique<TcpQpair>(depth);
     std::string err = host_.connect_io_queue(&qp->q, qid, depth);
     if (!err.empty()) {
       *error = fmt::format("I/O qpair {} to {}:{}: {}", qid, trid_.traddr, trid_.trsvcid, err);
