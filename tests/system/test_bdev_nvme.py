@@ -659,6 +659,15 @@ class BdevNvmeTest(unittest.TestCase):
             self.b.call("bdev_nvme_detach_controller", {"name": "Nvme0"})
             self.b.result("bdev_nvme_set_options", {"keep_alive_timeout_ms": 10000})
 
+    def test_13_hostaddr(self):
+        e, _ = self.attach_error(attach_params("Bad", self.port_a, hostaddr="192.0.2.1"))
+        self.assertEqual(e["code"], -99, e)
+        self.assertIn("hostaddr 192.0.2.1", e["message"])
+        self.b.result("bdev_nvme_attach_controller",
+                      attach_params("Nvme0", self.port_a, hostaddr="127.0.0.1"))
+        c = self.b.result("bdev_nvme_get_controllers")[0]["ctrlrs"][0]
+        self.assertEqual(c["host"]["addr"], "127.0.0.1")
+
 
 if __name__ == "__main__":
     harness.run_unittest_main()

@@ -20,6 +20,7 @@ namespace n = ::nvemu::nvme;
 // the RPC answers with.
 int errno_of(const std::string& why) {
   if (why.find("Connection refused") != std::string::npos) return ECONNREFUSED;
+  if (why.find("Cannot assign requested address") != std::string::npos) return EADDRNOTAVAIL;
   if (why.find("timed out") != std::string::npos || why.find("no ICResp") != std::string::npos)
     return ETIMEDOUT;
   if (why.find("SC 0x84") != std::string::npos) return EPERM;
@@ -40,6 +41,9 @@ std::string explain(const Trid& t, const PathOptions& o, const std::string& why)
     return fmt::format(
         "no subsystem {} at {} ({}); check subnqn against nvmf_get_subsystems on that target",
         t.subnqn, where, why);
+  if (why.find("bind to") != std::string::npos)
+    return fmt::format("cannot use hostaddr {} ({}); give an address of this machine", t.hostaddr,
+                       why);
   if (why.find("Connection refused") != std::string::npos)
     return fmt::format(
         "nothing listens at {} ({}); check traddr/trsvcid and the target's "
@@ -152,6 +156,9 @@ class TcpAdminPath final : public AdminPath {
     p.ddgst = opts_.ddgst;
     p.kato_ms = opts_.kato_ms;
     p.timeout_ms = opts_.timeout_ms;
+    // hostaddr binds each connection's local end; hostsvcid, a port, fits
+    // one connection only, so it is recorded and not bound.
+    p.src_addr = trid_.hostaddr;
     std::string err = host_.connect(p);
     if (!err.empty()) {
       *err_no = errno_of(err);
