@@ -668,6 +668,29 @@ class BdevNvmeTest(unittest.TestCase):
         c = self.b.result("bdev_nvme_get_controllers")[0]["ctrlrs"][0]
         self.assertEqual(c["host"]["addr"], "127.0.0.1")
 
+    def test_14_doca_function_as_remote(self):
+        """The seed's flow on D (a DOCA emulated function), attached by B."""
+        ddir = tempfile.mkdtemp(prefix="nvemu-doca-", dir=self.a.dir)
+        port = free_port()
+        with Target(("-m", "0x1"), env={"NVEMU_DOCA_DIR": ddir}) as d:
+            d.result("bdev_malloc_create", {"name": "Malloc0", "num_blocks": 8192,
+                                            "block_size": 512})
+            export(d, NQN_A, port, ["Malloc0"])
+            d.result("nvmf_create_transport", {"trtype": "DOCA"})
+            manager = d.result("nvmf_doca_get_managers")[0]["name"]
+            vuid = d.result("nvmf_doca_create_function", {"dev_name": manager})
+            d.result("nvmf_subsystem_add_listener", {"nqn": NQN_A, "listen_address": {
+                "trtype": "DOCA", "traddr": vuid}})
+            fdir = os.path.join(ddir, vuid)
+            wait_for(lambda: os.path.exists(os.path.join(fdir, "cntrl")), "the function")
+            self.assertEqual(self.b.result("bdev_nvme_attach_controller", {
+                "name": "Doca0", "trtype": "vfiouser", "traddr": fdir}), ["Doca0n1"])
+            port_b = self.reexport("Doca0n1")
+            r = write_verify(port_b, NQN_B, 5, 100, 21)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(read_blocks(port, NQN_A, 5, 100), pattern(21, 5 * 512, 100 * 512))
+            self.b.result("bdev_nvme_detach_controller", {"name": "Doca0"})
+
 
 if __name__ == "__main__":
     harness.run_unittest_main()
