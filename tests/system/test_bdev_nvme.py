@@ -630,6 +630,16 @@ class BdevNvmeTest(unittest.TestCase):
             self.assertIn('"ok": true', r.stdout)
             self.assertEqual(read_blocks(self.port_a, NQN_A, 1000, 700),
                              pattern(11, 1000 * 512, 700 * 512))
+            # Namespace changes arrive through the function's AEN too.
+            self.a.result("bdev_malloc_create", {"name": "Malloc2", "num_blocks": 2048,
+                                                "block_size": 512})
+            nsid = self.a.result("nvmf_subsystem_add_ns", {"nqn": NQN_A, "namespace": {
+                "bdev_name": "Malloc2"}})
+            bdevs = lambda: sorted(b["name"] for b in self.b.result("bdev_get_bdevs"))  # noqa
+            wait_for(lambda: bdevs() == ["Vfu0n1", f"Vfu0n{nsid}"], "the new namespace", 5)
+            self.a.result("nvmf_subsystem_remove_ns", {"nqn": NQN_A, "nsid": nsid})
+            wait_for(lambda: bdevs() == ["Vfu0n1"], "the namespace to go", 5)
+            self.a.result("bdev_malloc_delete", {"name": "Malloc2"})
             # The function goes away: B's bdev goes after ctrlr_loss_timeout_sec.
             self.a.result("nvmf_subsystem_remove_listener", {"nqn": NQN_A, "listen_address": {
                 "trtype": "VFIOUSER", "adrfam": "IPv4", "traddr": vdir, "trsvcid": "0"}})
