@@ -701,6 +701,25 @@ class BdevNvmeTest(unittest.TestCase):
             self.assertEqual(read_blocks(port, NQN_A, 5, 100), pattern(21, 5 * 512, 100 * 512))
             self.b.result("bdev_nvme_detach_controller", {"name": "Doca0"})
 
+    def test_15_vfiouser_host_on_b_scattered_buffers(self):
+        """A PCIe host on B hands scattered (per-page PRP) buffers down to
+        the TCP path."""
+        self.b.result("bdev_nvme_attach_controller", attach_params("Nvme0", self.port_a))
+        self.reexport("Nvme0n1")
+        vdir = tempfile.mkdtemp(prefix="nvemu-vfu-b-", dir=self.b.dir)
+        self.b.call("nvmf_create_transport", {"trtype": "VFIOUSER"})
+        self.b.result("nvmf_subsystem_add_listener", {"nqn": NQN_B, "listen_address": {
+            "trtype": "VFIOUSER", "adrfam": "IPv4", "traddr": vdir, "trsvcid": "0"}})
+        wait_for(lambda: os.path.exists(os.path.join(vdir, "cntrl")), "B's function")
+        r = host(f"trtype:VFIOUSER traddr:{vdir} subnqn:{NQN_B}", "write-verify", "--nsid", "1",
+                 "--lba", "3001", "--blocks", "513", "--seed", "31")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn('"ok": true', r.stdout)
+        self.assertEqual(read_blocks(self.port_a, NQN_A, 3001, 513),
+                         pattern(31, 3001 * 512, 513 * 512))
+        self.b.result("nvmf_subsystem_remove_listener", {"nqn": NQN_B, "listen_address": {
+            "trtype": "VFIOUSER", "adrfam": "IPv4", "traddr": vdir, "trsvcid": "0"}})
+
 
 if __name__ == "__main__":
     harness.run_unittest_main()
