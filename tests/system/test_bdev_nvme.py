@@ -606,6 +606,16 @@ class BdevNvmeTest(unittest.TestCase):
         self.assertIs(self.b.result("load_config", {"subsystems": [
             s for s in cfg["subsystems"] if s["subsystem"] == "bdev"]}), True)
         self.assertEqual([b["name"] for b in self.b.result("bdev_get_bdevs")], ["Nvme0n1"])
+        self.b.result("bdev_nvme_detach_controller", {"name": "Nvme0"})
+        # An entry exactly as SPDK v23.01's nvme_ctrlr_config_json writes it.
+        spdk_entry = {"method": "bdev_nvme_attach_controller", "params": {
+            "name": "Spdk0", "trtype": "TCP", "adrfam": "IPv4", "traddr": "127.0.0.1",
+            "trsvcid": str(self.port_a), "subnqn": NQN_A, "prchk_reftag": False,
+            "prchk_guard": False, "ctrlr_loss_timeout_sec": 0, "reconnect_delay_sec": 0,
+            "fast_io_fail_timeout_sec": 0, "hdgst": False, "ddgst": False}}
+        self.assertIs(self.b.result("load_config", {"subsystems": [
+            {"subsystem": "bdev", "config": [spdk_entry]}]}), True)
+        self.assertEqual([b["name"] for b in self.b.result("bdev_get_bdevs")], ["Spdk0n1"])
 
     # ---- vfio-user ---------------------------------------------------------
 
