@@ -66,9 +66,12 @@ void run_off_reactor(std::function<void()> work, std::function<void()> then) {
     return true;
   });
   auto done = std::make_shared<std::atomic<bool>>(false);
-  std::thread t([work = std::move(work), then = std::move(then), done] {
+  // Nothing of `work` or `then` stays on the worker: what they hold (a
+  // controller) must be released on the main reactor.
+  std::thread t([work = std::move(work), then = std::move(then), done]() mutable {
     work();
-    main_reactor().send(then);
+    work = nullptr;
+    main_reactor().send(std::move(then));
     done->store(true);
   });
   g_workers.push_back({std::move(t), done});
@@ -95,6 +98,9 @@ Ctrlr::~Ctrlr() {
 void Ctrlr::init() {
   std::weak_ptr<Ctrlr> weak = weak_from_this();
   auto& set = ReactorSet::instance();
+  admin_flush_ = std::make_unique<Reactor::PassTask>(main_reactor(), [weak] {
+    if (auto c = weak.lock()) c->poll_admin();
+  });
   for (size_t i = 0; i < set.size(); ++i) {
     paths_.push_back(std::make_shared<ReactorPath>(set.at(i), [weak](uint64_t gen) {
       main_reactor().send([weak, gen] {
@@ -200,7 +206,7 @@ bool Ctrlr::admin_cmd(const n::Sqe& sqe, void* buf, uint32_t len,
                                    if (!self || self->gen_ != gen) return;
                                    fn(c);
                                  });
-  if (ok) poll_admin();
+  if (ok) admin_flush_->schedule();
   return ok;
 }
 

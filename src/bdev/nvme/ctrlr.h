@@ -120,6 +120,9 @@ class Ctrlr : public std::enable_shared_from_this<Ctrlr> {
   Reactor::TimerId admin_timer_ = 0, keep_alive_timer_ = 0, reconnect_timer_ = 0,
                    fast_fail_timer_ = 0;
   bool fast_failed_ = false;
+  // Sends what admin_cmd queued at the end of the pass: polling the queue
+  // from inside one of its own completion callbacks would re-enter it.
+  std::unique_ptr<Reactor::PassTask> admin_flush_;
   std::vector<std::shared_ptr<ReactorPath>> paths_;  // by reactor index
   std::map<uint32_t, std::shared_ptr<NsBdev>> ns_;
   std::vector<std::function<void(const std::string&)>> reset_waiters_;
