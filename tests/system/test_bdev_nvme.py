@@ -207,11 +207,16 @@ class BdevNvmeTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        bad = []
         for t in (cls.b, cls.a):
             t.interrupt()
             if t.proc.returncode not in (0, None):
                 print(t.output())
+                bad.append(t.proc.returncode)
             t.stop()
+        # A crash or sanitizer report on the way out fails the run.
+        assert not bad, f"nvemu-tgt exited with {bad} on SIGINT"
+
 
     def tearDown(self):
         for c in self.b.result("bdev_nvme_get_controllers"):
@@ -321,6 +326,19 @@ class BdevNvmeTest(unittest.TestCase):
                                        attach_params("Ok", self.port_a, nqn=closed,
                                                      hostnqn=hostnqn)), ["Okn1"])
 
+        # Two attaches of one name at once: the second is refused, not queued.
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(self.b.call(
+            "bdev_nvme_attach_controller", attach_params("Twin", self.port_a,
+                                                         nqn=closed, hostnqn=hostnqn))))
+            for _ in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        codes = sorted(r["error"]["code"] if "error" in r else 0 for r in results)
+        self.assertEqual(codes, [-114, 0], results)
+        self.b.result("bdev_nvme_detach_controller", {"name": "Twin"})
         # Same name again without multipath.
         r = self.b.call("bdev_nvme_attach_controller", attach_params("Ok", self.port_a))
         self.assertEqual(r["error"]["code"], -114, r)
@@ -602,6 +620,9 @@ class BdevNvmeTest(unittest.TestCase):
             sub = wait_for(subs, "the replay to finish")[0]
             self.assertEqual([n["bdev_name"] for n in sub["namespaces"]], ["Nvme0n1"])
             self.assertEqual(t.result("bdev_nvme_get_controllers")[0]["name"], "Nvme0")
+            # Shutting down with a controller attached is clean (sanitizers too).
+            t.interrupt()
+            self.assertEqual(t.proc.returncode, 0, t.output()[-3000:])
         # load_config into the running B does the same.
         self.assertIs(self.b.result("load_config", {"subsystems": [
             s for s in cfg["subsystems"] if s["subsystem"] == "bdev"]}), True)
