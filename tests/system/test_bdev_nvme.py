@@ -751,6 +751,35 @@ class BdevNvmeTest(unittest.TestCase):
         self.b.result("nvmf_subsystem_remove_listener", {"nqn": NQN_B, "listen_address": {
             "trtype": "VFIOUSER", "adrfam": "IPv4", "traddr": vdir, "trsvcid": "0"}})
 
+    def test_16_no_retry_fails_then_reset_recovers(self):
+        """ctrlr_loss_timeout_sec 0 (the default): one attempt, then failed;
+        bdev_nvme_reset_controller brings it back once the target is."""
+        port = free_port()
+        path = os.path.join(self.a.dir, "e.img")
+        c = self.start_c(port, path, True)
+        try:
+            self.b.result("bdev_nvme_attach_controller", attach_params("Nvme3", port))
+            port_b = self.reexport("Nvme3n1")
+            c.stop()
+            wait_for(lambda: self.state("Nvme3") == "failed", "the failed state", 10)
+            t0 = time.time()
+            with tempfile.NamedTemporaryFile() as f:
+                r = host(tcp_trid(port_b, NQN_B), "read", "--nsid", "1", "--lba", "0",
+                         "--blocks", "8", "--out", f.name)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertLess(time.time() - t0, 3)
+            r = self.b.call("bdev_nvme_reset_controller", {"name": "Nvme3"})
+            self.assertEqual(r["error"]["code"], -32603, r)
+            self.assertIn("Connection refused", r["error"]["message"])
+            self.assertEqual(self.state("Nvme3"), "failed")
+            c = self.start_c(port, path, False)
+            self.assertIs(self.b.result("bdev_nvme_reset_controller", {"name": "Nvme3"}), True)
+            self.assertEqual(self.state("Nvme3"), "enabled")
+            r = write_verify(port_b, NQN_B, 0, 16, 41)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        finally:
+            c.stop()
+
 
 if __name__ == "__main__":
     harness.run_unittest_main()
