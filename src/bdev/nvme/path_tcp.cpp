@@ -57,6 +57,9 @@ class TcpQpair final : public IoQpair {
   explicit TcpQpair(uint16_t depth) : bounce_(depth) {
     for (auto& b : bounce_) b.ctx_owner = this;
   }
+  // Closing completes what is still out, bounced commands included: while
+  // their slots still exist.
+  ~TcpQpair() override { q.close(); }
   host::tcp::Queue q;
 
   bool submit(uint8_t opc, uint32_t nsid, uint64_t slba, uint32_t nlb, const struct iovec* iovs,
