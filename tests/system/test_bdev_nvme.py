@@ -252,10 +252,16 @@ class BdevNvmeTest(unittest.TestCase):
         self.assertIn("nqn", c["host"])
         self.assertIsInstance(c["cntlid"], int)
 
+        # I/O qpairs come when a reactor first opens a channel: none yet.
+        qids = lambda: sorted(q["qid"] for q in self.a.result(  # noqa: E731
+            "nvmf_subsystem_get_qpairs", {"nqn": NQN_A}) if q["cntlid"] == c["cntlid"])
+        self.assertEqual(qids(), [0])
         before = self.a.result("bdev_get_iostat", {"name": "Malloc0"})["bdevs"][0]
         port_b = self.reexport("Nvme0n1")
         r = write_verify(port_b, NQN_B, 100, 300, 7)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # One per reactor of B that serves it (B has two), qid = reactor + 1.
+        self.assertIn(qids(), ([0, 1], [0, 2], [0, 1, 2]))
         self.assertIn('"ok": true', r.stdout)
         want = pattern(7, 100 * 512, 300 * 512)
         self.assertEqual(read_blocks(self.port_a, NQN_A, 100, 300), want)

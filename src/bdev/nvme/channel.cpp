@@ -32,8 +32,12 @@ IoStatus to_io_status(const n::Cqe& c) {
 
 }  // namespace
 
-ReactorPath::ReactorPath(Reactor& r, std::function<void(uint64_t)> on_lost)
-    : reactor_(r), on_lost_(std::move(on_lost)), flush_(r, [this] {
+ReactorPath::ReactorPath(Reactor& r, std::function<void(uint64_t)> on_lost,
+                         std::function<void()> on_first_use)
+    : reactor_(r),
+      on_lost_(std::move(on_lost)),
+      on_first_use_(std::move(on_first_use)),
+      flush_(r, [this] {
         if (qp_ && (qp_->poll() < 0 || qp_->failed())) lost();
       }) {}
 
@@ -169,6 +173,7 @@ void ReactorPath::attach(std::unique_ptr<IoQpair> qp, uint64_t gen) {
   if (dead_) return;
   qp_ = std::move(qp);
   gen_ = gen;
+  asked_ = true;
   fail_fast_ = false;
   fd_ = qp_->fd();
   if (fd_ >= 0) reactor_.add_fd(fd_, EPOLLIN, [this](uint32_t) { poll(); });
@@ -198,6 +203,12 @@ void ReactorPath::detach() {
   // with qp_ already null, done() queues those again.
   std::unique_ptr<IoQpair> old = std::move(qp_);
   old.reset();
+}
+
+void ReactorPath::add_user() {
+  if (asked_ || qp_ || dead_) return;
+  asked_ = true;
+  if (on_first_use_) on_first_use_();
 }
 
 void ReactorPath::fail_fast() {
@@ -233,7 +244,9 @@ void ReactorPath::forget(NsChannel* ch) {
 }
 
 NsChannel::NsChannel(Bdev& b, uint32_t nsid, std::shared_ptr<ReactorPath> path)
-    : Channel(b), nsid_(nsid), path_(std::move(path)) {}
+    : Channel(b), nsid_(nsid), path_(std::move(path)) {
+  path_->add_user();
+}
 
 NsChannel::~NsChannel() {
   path_->forget(this);

@@ -22,7 +22,10 @@ class ReactorPath {
  public:
   // on_lost runs on this reactor when the qpair fails; it messages the
   // controller (main reactor), tagged with the qpair's generation.
-  ReactorPath(Reactor& r, std::function<void(uint64_t gen)> on_lost);
+  // on_first_use runs (on this reactor) when the first channel opens here
+  // and no qpair was made for it yet: the controller then makes one.
+  ReactorPath(Reactor& r, std::function<void(uint64_t gen)> on_lost,
+              std::function<void()> on_first_use = nullptr);
   ~ReactorPath();
   ReactorPath(const ReactorPath&) = delete;
   ReactorPath& operator=(const ReactorPath&) = delete;
@@ -38,6 +41,9 @@ class ReactorPath {
   void fail_fast();
   // The controller is gone: detach, fail everything, for good.
   void shutdown();
+
+  // A channel opens on this reactor (owner thread).
+  void add_user();
 
   // ---- I/O path ----
   void submit(NsChannel* ch, uint32_t nsid, BdevIo* io);
@@ -66,6 +72,8 @@ class ReactorPath {
 
   Reactor& reactor_;
   std::function<void(uint64_t)> on_lost_;
+  std::function<void()> on_first_use_;
+  bool asked_ = false;
   std::unique_ptr<IoQpair> qp_;
   uint64_t gen_ = 0;
   int fd_ = -1;

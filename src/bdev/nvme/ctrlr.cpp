@@ -31,10 +31,11 @@ std::vector<Worker> g_workers;
 
 }  // namespace
 
-Connection connect_all(const Trid& trid, const PathOptions& opts, size_t qpairs, uint16_t depth) {
+Connection connect_all(const Trid& trid, const PathOptions& opts, const std::vector<char>& wanted,
+                       uint16_t depth) {
   Connection c;
   PathOptions o = opts;
-  o.io_qpairs = qpairs;
+  o.io_qpairs = wanted.size();
   c.admin = connect_path(trid, o, &c.error, &c.err_no);
   if (!c.admin) return c;
   c.error = c.admin->bring_up(&c.info);
@@ -45,17 +46,22 @@ Connection connect_all(const Trid& trid, const PathOptions& opts, size_t qpairs,
     return c;
   }
   uint16_t d = depth ? std::min(depth, c.info.io_depth) : c.info.io_depth;
-  for (size_t i = 0; i < qpairs; ++i) {
-    auto qp = c.admin->create_io_qpair(static_cast<uint16_t>(i + 1), d, &c.error);
-    if (!qp) {
+  c.qpairs.resize(wanted.size());
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (!wanted[i]) continue;
+    c.qpairs[i] = c.admin->create_io_qpair(static_cast<uint16_t>(i + 1), d, &c.error);
+    if (!c.qpairs[i]) {
       c.err_no = EIO;
       c.qpairs.clear();
       c.admin.reset();
       return c;
     }
-    c.qpairs.push_back(std::move(qp));
   }
   return c;
+}
+
+std::vector<char> initially_wanted(Trtype t) {
+  return std::vector<char>(ReactorSet::instance().size(), t == Trtype::kVfioUser ? 1 : 0);
 }
 
 void run_off_reactor(std::function<void()> work, std::function<void()> then) {
@@ -101,12 +107,20 @@ void Ctrlr::init() {
   admin_flush_ = std::make_unique<Reactor::PassTask>(main_reactor(), [weak] {
     if (auto c = weak.lock()) c->poll_admin();
   });
+  wanted_ = initially_wanted(active_trid().trtype);
   for (size_t i = 0; i < set.size(); ++i) {
-    paths_.push_back(std::make_shared<ReactorPath>(set.at(i), [weak](uint64_t gen) {
-      main_reactor().send([weak, gen] {
-        if (auto c = weak.lock()) c->path_lost(gen, "an I/O qpair failed");
-      });
-    }));
+    paths_.push_back(std::make_shared<ReactorPath>(
+        set.at(i),
+        [weak](uint64_t gen) {
+          main_reactor().send([weak, gen] {
+            if (auto c = weak.lock()) c->path_lost(gen, "an I/O qpair failed");
+          });
+        },
+        [weak, i] {
+          main_reactor().send([weak, i] {
+            if (auto c = weak.lock()) c->want(i);
+          });
+        }));
   }
 }
 
@@ -145,6 +159,7 @@ void Ctrlr::take_over(Connection conn) {
   if (fast_fail_timer_) main_reactor().cancel_timer(std::exchange(fast_fail_timer_, 0));
   const uint64_t gen = gen_;
   for (size_t i = 0; i < paths_.size() && i < conn.qpairs.size(); ++i) {
+    if (!conn.qpairs[i]) continue;
     auto held = std::make_shared<std::unique_ptr<IoQpair>>(std::move(conn.qpairs[i]));
     auto p = paths_[i];
     p->reactor().send([p, held, gen] { p->attach(std::move(*held), gen); });
@@ -189,8 +204,9 @@ void Ctrlr::teardown_admin() {
       if (*t) m->cancel_timer(std::exchange(*t, 0));
   }
   admin_fd_ = -1;
-  // Pending admin callbacks run now and see a newer generation.
-  std::unique_ptr<AdminPath> old = std::move(admin_);
+  // Pending admin callbacks run now (or when a worker's qpair attempt comes
+  // back) and see a newer generation.
+  std::shared_ptr<AdminPath> old = std::move(admin_);
   old.reset();
 }
 
@@ -256,10 +272,48 @@ void Ctrlr::connect_attempt() {
   uint64_t gen = gen_;
   Trid t = active_trid();
   PathOptions po = popts_;
-  size_t nq = paths_.size();
+  std::vector<char> wanted = wanted_;
   uint16_t depth = static_cast<uint16_t>(options().io_queue_requests);
-  run_off_reactor([conn, t, po, nq, depth] { *conn = connect_all(t, po, nq, depth); },
+  run_off_reactor([conn, t, po, wanted, depth] { *conn = connect_all(t, po, wanted, depth); },
                   [self, conn, gen] { self->reconnect_done(std::move(*conn), gen); });
+}
+
+uint16_t Ctrlr::io_depth() const {
+  uint16_t depth = static_cast<uint16_t>(options().io_queue_requests);
+  return depth ? std::min(depth, info_.io_depth) : info_.io_depth;
+}
+
+void Ctrlr::want(size_t index) {
+  if (index >= wanted_.size() || wanted_[index]) return;
+  wanted_[index] = 1;
+  if (state_ != State::kEnabled || !admin_) return;  // the next connection brings it
+  // Connecting an I/O qpair blocks; it reads only what bring-up fixed, so a
+  // worker does it while the main reactor keeps driving the admin queue.
+  auto self = shared_from_this();
+  auto admin = admin_;
+  auto held = std::make_shared<std::unique_ptr<IoQpair>>();
+  auto err = std::make_shared<std::string>();
+  uint64_t gen = gen_;
+  uint16_t depth = io_depth();
+  run_off_reactor(
+      [admin, held, err, index, depth] {
+        *held = admin->create_io_qpair(static_cast<uint16_t>(index + 1), depth, err.get());
+      },
+      [self, admin, held, err, index, gen] {
+        self->qpair_made(index, gen, std::move(*held), *err);
+      });
+}
+
+void Ctrlr::qpair_made(size_t index, uint64_t gen, std::unique_ptr<IoQpair> qp,
+                       const std::string& err) {
+  if (gen != gen_ || state_ != State::kEnabled) return;  // a reconnect brings one
+  if (!qp) {
+    path_lost(gen, "I/O qpair for reactor " + std::to_string(index) + ": " + err);
+    return;
+  }
+  auto held = std::make_shared<std::unique_ptr<IoQpair>>(std::move(qp));
+  auto p = paths_[index];
+  p->reactor().send([p, held, gen] { p->attach(std::move(*held), gen); });
 }
 
 void Ctrlr::reconnect_done(Connection c, uint64_t gen) {

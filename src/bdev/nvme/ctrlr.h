@@ -33,14 +33,20 @@ class NsBdev;
 struct Connection {
   std::unique_ptr<AdminPath> admin;
   CtrlrInfo info;
-  std::vector<std::unique_ptr<IoQpair>> qpairs;  // one per reactor, by index
+  std::vector<std::unique_ptr<IoQpair>> qpairs;  // by reactor index; null where not wanted
   std::string error;
   int err_no = 0;
 };
 
-// Worker thread: connect, bring up, and (qpairs > 0) connect that many I/O
-// qpairs. `depth` 0 takes the controller's limit.
-Connection connect_all(const Trid& trid, const PathOptions& opts, size_t qpairs, uint16_t depth);
+// Worker thread: connect, bring up, and connect I/O qpair i + 1 for each
+// reactor index i that `wanted` marks. `depth` 0 takes the controller's limit.
+Connection connect_all(const Trid& trid, const PathOptions& opts, const std::vector<char>& wanted,
+                       uint16_t depth);
+// Which reactors get an I/O qpair at connect time: all of them for vfio-user
+// (its queues are created through the admin queue, which the main reactor
+// owns once connected); none for TCP, whose qpairs are made when a reactor
+// first opens a channel.
+std::vector<char> initially_wanted(Trtype t);
 
 // Runs `work` on a worker thread, then `then` on the main reactor.
 void run_off_reactor(std::function<void()> work, std::function<void()> then);
@@ -93,6 +99,10 @@ class Ctrlr : public std::enable_shared_from_this<Ctrlr> {
   void connect_attempt();
   void reconnect_done(Connection c, uint64_t gen);
   void teardown_admin();
+  // A reactor opened its first channel: give it a qpair.
+  void want(size_t index);
+  void qpair_made(size_t index, uint64_t gen, std::unique_ptr<IoQpair> qp, const std::string& err);
+  uint16_t io_depth() const;
   void poll_admin();
   void send_all(void (ReactorPath::*fn)());
   void apply_namespaces(const std::vector<NsInfo>& list);
@@ -113,8 +123,10 @@ class Ctrlr : public std::enable_shared_from_this<Ctrlr> {
   Resiliency res_;
   State state_ = State::kResetting;
   CtrlrInfo info_;
-  std::unique_ptr<AdminPath> admin_;
-  uint64_t gen_ = 1;  // bumped whenever the connection is torn down
+  // Shared with a worker making a qpair on it; released on the main reactor.
+  std::shared_ptr<AdminPath> admin_;
+  std::vector<char> wanted_;  // by reactor index: has or needs a qpair
+  uint64_t gen_ = 1;          // bumped whenever the connection is torn down
   uint64_t reset_start_us_ = 0;
   int admin_fd_ = -1;
   Reactor::TimerId admin_timer_ = 0, keep_alive_timer_ = 0, reconnect_timer_ = 0,

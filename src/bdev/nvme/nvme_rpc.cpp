@@ -234,7 +234,7 @@ void add_path(const std::shared_ptr<Ctrlr>& c, AttachReq a, const rpc::Responder
   auto conn = std::make_shared<Connection>();
   Trid t = a.trid;
   PathOptions po = c->path_options();
-  run_off_reactor([conn, t, po] { *conn = connect_all(t, po, 0, 0); },
+  run_off_reactor([conn, t, po] { *conn = connect_all(t, po, {}, 0); },
                   [conn, a, t, resp] {
                     attaching().erase(a.name);
                     auto c = find_ctrlr(a.name);
@@ -272,12 +272,12 @@ void attach(Params& p, const rpc::Responder& resp) {
   }
   attaching().insert(a.name);
   auto conn = std::make_shared<Connection>();
-  size_t nq = ReactorSet::instance().size();
+  std::vector<char> wanted = initially_wanted(a.trid.trtype);
   uint16_t depth = static_cast<uint16_t>(options().io_queue_requests);
   Trid t = a.trid;
   PathOptions po = a.popts;
   run_off_reactor(
-      [conn, t, po, nq, depth] { *conn = connect_all(t, po, nq, depth); },
+      [conn, t, po, wanted, depth] { *conn = connect_all(t, po, wanted, depth); },
       [conn, a, resp] {
         attaching().erase(a.name);
         if (!conn->error.empty()) {

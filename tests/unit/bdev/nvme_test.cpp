@@ -89,8 +89,9 @@ class ReactorPathTest : public ::testing::Test {
   Reactor r{9, 0};
   FakeBdev bdev;
   std::vector<uint64_t> lost;
-  std::shared_ptr<ReactorPath> path =
-      std::make_shared<ReactorPath>(r, [this](uint64_t gen) { lost.push_back(gen); });
+  int asked = 0;
+  std::shared_ptr<ReactorPath> path = std::make_shared<ReactorPath>(
+      r, [this](uint64_t gen) { lost.push_back(gen); }, [this] { ++asked; });
   Done done;
   uint8_t buf[512]{};
   struct iovec iov {
@@ -190,6 +191,28 @@ TEST_F(ReactorPathTest, FullQpairQueuesTheRestInOrder) {
   for (int i = 0; i < 3; ++i) r.poll_once();
   EXPECT_EQ(done.statuses.size(), 3u);
   EXPECT_EQ(path->queued(), 0u);
+}
+
+TEST_F(ReactorPathTest, FirstChannelAsksForAQpairOnce) {
+  {
+    NsChannel ch(bdev, 1, path);
+    EXPECT_EQ(asked, 1);
+    NsChannel ch2(bdev, 2, path);
+    EXPECT_EQ(asked, 1);
+  }
+  NsChannel ch3(bdev, 1, path);
+  EXPECT_EQ(asked, 1);  // asked already; the qpair is on its way
+}
+
+TEST(ReactorPathAttached, NoAskWhenTheQpairIsThere) {
+  Reactor r(9, 0);
+  FakeBdev bdev;
+  int asked = 0;
+  auto path = std::make_shared<ReactorPath>(r, nullptr, [&] { ++asked; });
+  path->attach(std::make_unique<FakeQpair>(), 1);
+  { NsChannel ch(bdev, 1, path); }
+  EXPECT_EQ(asked, 0);
+  path->shutdown();
 }
 
 }  // namespace
