@@ -560,7 +560,8 @@ Json to_json(const Value& v) {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = [] {
     std::vector<Command> t = make_table();
-    for (auto more : {rbd_commands}) std::ranges::move(more(), std::back_inserter(t));
+    for (auto module : {nvme_commands, rbd_commands})
+      std::ranges::move(module(), std::back_inserter(t));
     return t;
   }();
   return table;
@@ -612,6 +613,15 @@ int run_command(const Command& cmd, Context& ctx) {
     case Output::kJson:
       std::cout << print_json_text(result) << std::endl;
       break;
+    case Output::kArray: {
+      std::string line;
+      if (result.is_array())
+        for (const auto& item : result)
+          line += (line.empty() ? "" : " ") +
+                  (item.is_string() ? item.get<std::string>() : item.dump());
+      std::cout << line << std::endl;
+      break;
+    }
     case Output::kNone:
       break;
   }

@@ -70,8 +70,9 @@ Arg opt(std::string short_opt, std::string long_opt, std::string help,
 // store_true / store_false flag.
 Arg flag(std::string short_opt, std::string long_opt, std::string help, bool store_false = false);
 
-// How a result is printed (rpc.py: nothing, print_dict or print_json).
-enum class Output { kNone, kDict, kJson };
+// How a result is printed (rpc.py: nothing, print_dict, print_json or
+// print_array: the items joined by spaces).
+enum class Output { kNone, kDict, kJson, kArray };
 
 struct Context {
   Client& client;
@@ -93,7 +94,9 @@ struct Command {
 };
 
 const std::vector<Command>& commands();
-// Per-module tables appended to commands() (one file each).
+// Each module's parsers, in a file of its own (commands_<module>.cpp),
+// appended to commands().
+std::vector<Command> nvme_commands();
 std::vector<Command> rbd_commands();
 const Command* find_command(const std::string& name);
 

@@ -13,12 +13,14 @@
 #include "app/preflight.h"
 #include "bdev/bdev.h"
 #include "bdev/bdev_rpc.h"
+#include "bdev/nvme/ctrlr.h"
 #include "bdev/rbd/rbd_rpc.h"
 #include "common/cpumask.h"
 #include "common/log.h"
 #include "nvmf/doca/manager.h"
 #include "nvmf/nvmf_rpc.h"
 #include "nvmf/target.h"
+#include "reactor/offload.h"
 #include "reactor/reactor.h"
 #include "rpc/registry.h"
 #include "rpc/server.h"
@@ -71,6 +73,7 @@ void register_all_rpcs() {
   register_sock_rpcs();
   bdev::register_rpcs();
   bdev::rbd::register_rpcs();
+  bdev::nvme::register_rpcs();
   nvmf::register_subsystem_rpcs();
   nvmf::register_transport_rpcs();
   nvmf::doca::register_rpcs();
@@ -145,9 +148,22 @@ int run(const Options& o) {
   if (!o.wait_for_rpc && o.json_config.empty()) framework_start_init();
 
   rpc::Server server(set.main());
-  err = server.listen(o.rpc_socket);
-  if (!err.empty()) {
-    LOG_ERROR("app", "Unable to start RPC service at {}: {}", o.rpc_socket, err);
+  auto start_rpc = [&server, &o]() {
+    std::string why = server.listen(o.rpc_socket);
+    if (!why.empty()) {
+      LOG_ERROR("app", "Unable to start RPC service at {}: {}", o.rpc_socket, why);
+      return false;
+    }
+    LOG_NOTICE("app", "RPC server listening on {}; {}", o.rpc_socket,
+               rpc::Registry::instance().state() == rpc::kStartup
+                   ? "waiting for framework_start_init"
+                   : "ready");
+    return true;
+  };
+  // With -c the socket opens once the replay is done, so a client's first
+  // answer already sees the configuration (some entries finish later than
+  // they start: attaching a remote controller, connecting to a cluster).
+  if (o.json_config.empty() && !start_rpc()) {
     set.destroy();
     return 1;
   }
@@ -163,28 +179,27 @@ int run(const Options& o) {
 
   int exit_code = 0;
   if (!o.json_config.empty()) {
-    set.main().send([&o, &set, &exit_code, wait = o.wait_for_rpc] {
-      std::string cerr = load_config_file(o.json_config);
-      if (!cerr.empty()) {
-        LOG_ERROR("app", "config replay failed: {}", cerr);
+    set.main().send([&o, &set, &exit_code, &start_rpc] {
+      load_config_file(o.json_config, [&set, &exit_code, &start_rpc](const std::string& cerr) {
+        if (cerr.empty() && start_rpc()) return;
+        if (!cerr.empty()) LOG_ERROR("app", "config replay failed: {}", cerr);
         exit_code = 1;
         set.stop_all();
-        return;
-      }
-      (void)wait;
+      });
     });
   }
 
   set.start_others();
-  LOG_NOTICE("app", "RPC server listening on {}; {}", o.rpc_socket,
-             rpc::Registry::instance().state() == rpc::kStartup ? "waiting for framework_start_init"
-                                                                : "ready");
   set.run_main();
 
   LOG_NOTICE("app", "shutting down");
   server.close_all();
   set.stop_all();
   set.join_others();
+  // Connects still running end within their timeouts (bdev_nvme's 5 s
+  // bring-up, librados' 10 s mount timeout); their results are dropped here.
+  shutdown_offload(std::chrono::seconds(15));
+  bdev::nvme::shutdown();
   // Tear down what reactors served, on this thread now that they stopped.
   nvmf::Target::instance().clear();
   nvmf::doca::Managers::instance().clear();

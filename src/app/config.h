@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -12,9 +13,11 @@ nlohmann::json subsystem_list();
 nlohmann::json sock_config_json();
 nlohmann::json scheduler_config_json();
 // Replays a configuration: startup-state methods first, then
-// framework_start_init (if not yet), then the rest in order. "" or why not.
-std::string apply_config(const nlohmann::json& cfg);
-std::string load_config_file(const std::string& path);
+// framework_start_init (if not yet), then the rest in order, each entry
+// after the one before it answered (some answer later: an attach connects
+// first). `done` gets "" or why not, on the main reactor.
+void apply_config(const nlohmann::json& cfg, std::function<void(const std::string&)> done);
+void load_config_file(const std::string& path, std::function<void(const std::string&)> done);
 void register_config_rpcs();
 void register_app_rpcs();
 void register_sock_rpcs();

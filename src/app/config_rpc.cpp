@@ -6,6 +6,8 @@
 #include <fmt/ranges.h>
 
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <sstream>
 #include <vector>
 
@@ -46,21 +48,63 @@ json subsystem_config(const std::string& name) {
   return nullptr;
 }
 
-// Runs one method synchronously (every config method completes at once).
-std::string call(const std::string& method, const json& params) {
-  std::string error;
-  rpc::Responder r(1, [&](const json& reply) {
-    if (reply.contains("error"))
-      error = fmt::format("{} ({})", reply["error"]["message"].get<std::string>(),
-                          reply["error"]["code"].get<int>());
-  });
-  auto& reg = rpc::Registry::instance();
-  bool was = reg.replaying();
-  reg.set_replaying(true);
-  reg.dispatch(method, params, r);
-  reg.set_replaying(was);
-  return error;
-}
+// One configuration replay: its steps in order, each started when the one
+// before answered, so an asynchronous method (bdev_nvme_attach_controller
+// connects on a worker thread) is done before the next entry needs it.
+struct Replay {
+  struct Step {
+    std::string method;  // empty: framework_start_init
+    json params;
+  };
+  std::vector<Step> steps;
+  size_t next = 0;
+  std::function<void(const std::string&)> done;
+
+  static void run(const std::shared_ptr<Replay>& r) {
+    auto& reg = rpc::Registry::instance();
+    while (r->next < r->steps.size()) {
+      const Step& step = r->steps[r->next++];
+      if (step.method.empty()) {
+        if (reg.state() == rpc::kStartup) framework_start_init();
+        continue;
+      }
+      if (reg.state() == rpc::kRuntime) {
+        bool runtime_ok = false;
+        for (const auto& n : reg.names(rpc::kRuntime))
+          if (n == step.method) runtime_ok = true;
+        if (!runtime_ok) {
+          // As rpc.py's load_config: a start-up-only method whose time has passed is skipped.
+          LOG_WARN("app", "config: {} skipped: it may only run before framework_start_init",
+                   step.method);
+          continue;
+        }
+      }
+      // The reply may come now (most methods) or later (asynchronous ones).
+      auto answered = std::make_shared<bool>(false);
+      auto sync = std::make_shared<bool>(true);
+      std::string method = step.method;
+      rpc::Responder resp(1, [r, answered, sync, method](const json& reply) {
+        if (*answered) return;
+        *answered = true;
+        if (reply.contains("error")) {
+          r->done(fmt::format("{}: {} ({})", method, reply["error"]["message"].get<std::string>(),
+                              reply["error"]["code"].get<int>()));
+          return;
+        }
+        if (!*sync) run(r);
+      });
+      reg.dispatch(step.method, step.params, resp);
+      *sync = false;
+      if (!*answered) return;  // resp's callback continues the replay
+      // A synchronous error already finished the replay.
+      if (r->next == SIZE_MAX) return;
+    }
+    if (r->next != SIZE_MAX) {
+      r->next = SIZE_MAX;
+      r->done("");
+    }
+  }
+};
 
 }  // namespace
 
@@ -77,61 +121,71 @@ json subsystem_list() {
   return out;
 }
 
-std::string apply_config(const json& cfg) {
-  if (!cfg.is_object() || !cfg.contains("subsystems") || !cfg["subsystems"].is_array())
-    return "a configuration must be an object with a \"subsystems\" array (what save_config "
-           "writes)";
+void apply_config(const json& cfg, std::function<void(const std::string&)> done) {
+  if (!cfg.is_object() || !cfg.contains("subsystems") || !cfg["subsystems"].is_array()) {
+    done(
+        "a configuration must be an object with a \"subsystems\" array (what save_config "
+        "writes)");
+    return;
+  }
   auto& reg = rpc::Registry::instance();
-  std::vector<std::pair<std::string, json>> runtime;
+  auto replay = std::make_shared<Replay>();
+  std::vector<Replay::Step> runtime;
   for (const auto& sub : cfg["subsystems"]) {
     if (!sub.is_object() || !sub.contains("config")) continue;
     if (sub["config"].is_null()) continue;
-    if (!sub["config"].is_array())
-      return fmt::format("subsystem {}: \"config\" must be an array",
-                         sub.value("subsystem", std::string("?")));
+    if (!sub["config"].is_array()) {
+      done(fmt::format("subsystem {}: \"config\" must be an array",
+                       sub.value("subsystem", std::string("?"))));
+      return;
+    }
     for (const auto& entry : sub["config"]) {
-      if (!entry.is_object() || !entry.contains("method") || !entry["method"].is_string())
-        return fmt::format("config entry {} has no \"method\" string", entry.dump());
+      if (!entry.is_object() || !entry.contains("method") || !entry["method"].is_string()) {
+        done(fmt::format("config entry {} has no \"method\" string", entry.dump()));
+        return;
+      }
       std::string method = entry["method"];
       json params = entry.value("params", json());
-      if (!reg.has(method))
-        return fmt::format("config entry {}: method not known to nvemu", method);
+      if (!reg.has(method)) {
+        done(fmt::format("config entry {}: method not known to nvemu", method));
+        return;
+      }
       bool startup_ok = false;
       for (const auto& n : reg.names(rpc::kStartup))
         if (n == method) startup_ok = true;
-      if (reg.state() == rpc::kStartup && startup_ok) {
-        std::string err = call(method, params);
-        if (!err.empty()) return fmt::format("{}: {}", method, err);
-      } else {
-        runtime.emplace_back(method, params);
-      }
+      if (reg.state() == rpc::kStartup && startup_ok)
+        replay->steps.push_back({method, params});
+      else
+        runtime.push_back({method, params});
     }
   }
-  if (reg.state() == rpc::kStartup) framework_start_init();
-  for (const auto& [method, params] : runtime) {
-    bool runtime_ok = false;
-    for (const auto& n : reg.names(rpc::kRuntime))
-      if (n == method) runtime_ok = true;
-    if (!runtime_ok) {
-      // As rpc.py's load_config: a start-up-only method whose time has passed is skipped.
-      LOG_WARN("app", "config: {} skipped: it may only run before framework_start_init", method);
-      continue;
-    }
-    std::string err = call(method, params);
-    if (!err.empty()) return fmt::format("{}: {}", method, err);
-  }
-  return "";
+  replay->steps.push_back({"", json()});
+  for (auto& st : runtime) replay->steps.push_back(std::move(st));
+  // Stops at the first error: the Replay marks itself finished first.
+  replay->done = [replay_weak = std::weak_ptr<Replay>(replay),
+                  done = std::move(done)](const std::string& err) {
+    if (auto r = replay_weak.lock()) r->next = SIZE_MAX;
+    done(err);
+  };
+  Replay::run(replay);
 }
 
-std::string load_config_file(const std::string& path) {
+void load_config_file(const std::string& path, std::function<void(const std::string&)> done) {
   std::ifstream f(path);
-  if (!f) return fmt::format("cannot read config file {}", path);
+  if (!f) {
+    done(fmt::format("cannot read config file {}", path));
+    return;
+  }
   std::stringstream ss;
   ss << f.rdbuf();
   json cfg = json::parse(ss.str(), nullptr, false);
-  if (cfg.is_discarded()) return fmt::format("{} is not valid JSON", path);
-  std::string err = apply_config(cfg);
-  return err.empty() ? "" : fmt::format("{}: {}", path, err);
+  if (cfg.is_discarded()) {
+    done(fmt::format("{} is not valid JSON", path));
+    return;
+  }
+  apply_config(cfg, [path, done = std::move(done)](const std::string& err) {
+    done(err.empty() ? "" : fmt::format("{}: {}", path, err));
+  });
 }
 
 void register_config_rpcs() {
@@ -152,13 +206,16 @@ void register_config_rpcs() {
     p.done();
     return full_config();
   });
-  r.add("load_config", rpc::kAnyState, [](Params& p) {
-    const json& cfg = p.raw();
+  r.add_async("load_config", rpc::kAnyState, [](Params& p, const rpc::Responder& resp) {
+    json cfg = p.raw();
     p.opt_value("subsystems");
     p.done();
-    std::string err = apply_config(cfg);
-    if (!err.empty()) throw rpc::invalid_params(err);
-    return json(true);
+    apply_config(cfg, [resp](const std::string& err) {
+      if (!err.empty())
+        resp.error(rpc::invalid_params(err));
+      else
+        resp.result(true);
+    });
   });
   // Accepted so that SPDK-written configs replay; nvemu has nothing to tune.
   r.add("iobuf_set_options", rpc::kStartup, [](Params& p) {
@@ -167,20 +224,6 @@ void register_config_rpcs() {
     p.opt_u32("small_bufsize");
     p.opt_u32("large_bufsize");
     p.done();
-    return json(true);
-  });
-  // SPDK's NVMe bdev module writes these into every config; nvemu has no
-  // NVMe bdev module, so its options tune nothing. Its keys are SPDK's, left
-  // unchecked here (new SPDK versions add more).
-  r.add("bdev_nvme_set_options", rpc::kAnyState, [](Params&) { return json(true); });
-  r.add("bdev_nvme_set_hotplug", rpc::kAnyState, [](Params& p) {
-    bool enable = p.boolean("enable");
-    p.opt_u64("period_us");
-    p.done();
-    if (enable)
-      throw rpc::invalid_params(
-          "bdev_nvme_set_hotplug enable=true: nvemu has no NVMe bdev module whose PCIe devices "
-          "could be hot plugged; use bdev_malloc_create, bdev_null_create or bdev_uring_create");
     return json(true);
   });
   r.add("bdev_set_options", rpc::kStartup, [](Params& p) {

@@ -46,12 +46,6 @@ class Registry {
   void add_async(const std::string& name, unsigned states, AsyncFn fn);
   void add_alias(const std::string& alias, const std::string& name);
 
-  // True while load_config or -c FILE replays a configuration: each entry
-  // must be answered before dispatch() returns (the next one may use what
-  // it made), so an asynchronous method finishes its work in place then.
-  bool replaying() const { return replaying_; }
-  void set_replaying(bool on) { replaying_ = on; }
-
   unsigned state() const { return state_; }
   void set_state(unsigned s) { state_ = s; }
 
@@ -70,7 +64,6 @@ class Registry {
   std::map<std::string, Method> methods_;
   std::map<std::string, std::string> aliases_;
   unsigned state_ = kStartup;
-  bool replaying_ = false;
 };
 
 }  // namespace nvemu::rpc

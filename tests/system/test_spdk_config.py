@@ -183,7 +183,7 @@ class NewMethodRefusals(unittest.TestCase):
         e = self.err("nvmf_set_max_subsystems", {"max_subsystems": 0})
         self.assertEqual(e["code"], -32602)
         e = self.err("bdev_nvme_set_hotplug", {"enable": True})
-        self.assertIn("no NVMe bdev module", e["message"])
+        self.assertIn("no local PCIe devices to hot plug", e["message"])
         self.assertEqual(self.tgt.result("nvmf_set_max_subsystems", {"max_subsystems": 2}), True)
         self.assertEqual(self.tgt.result("framework_start_init"), True)
         for method, params in (("sock_impl_set_options", {"impl_name": "posix"}),

@@ -13,7 +13,7 @@
 
 #include "bdev/bdev.h"
 #include "bdev/rbd/cluster.h"
-#include "bdev/rbd/offload.h"
+#include "reactor/offload.h"
 #include "bdev/rbd/rbd.h"
 #include "common/log.h"
 #include "rpc/registry.h"
@@ -280,7 +280,6 @@ void module_config(json& config) {
 }  // namespace
 
 void shutdown() {
-  shutdown_offload(std::chrono::seconds(kConnectBoundS + 5));
   while (!Clusters::instance().list().empty())
     Clusters::instance().remove(Clusters::instance().list().front().params.name);
 }

@@ -85,6 +85,7 @@ std::string Host::connect(const ConnectParams& p) {
   qo.depth = p.admin_depth;
   qo.max_icd = wire::tcp::kAdminInCapsuleSize;
   qo.connect_timeout_ms = p.timeout_ms;
+  qo.src_addr = p.src_addr;
   std::string err = admin_.connect(p.traddr, p.port, qo);
   if (!err.empty()) return err;
   err = fabrics_connect(admin_, 0, p.admin_depth, 0xffff, &cntlid_);
@@ -125,6 +126,7 @@ std::string Host::connect_io_queue(Queue* q, uint16_t qid, uint16_t depth) {
   qo.depth = depth;
   qo.max_icd = io_max_icd_;
   qo.connect_timeout_ms = params_.timeout_ms;
+  qo.src_addr = params_.src_addr;
   std::string err = q->connect(params_.traddr, params_.port, qo);
   if (!err.empty()) return err;
   return fabrics_connect(*q, qid, depth, cntlid_, nullptr);

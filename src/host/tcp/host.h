@@ -28,6 +28,8 @@ struct ConnectParams {
   bool disable_sqflow = false;  // Connect CATTR bit 2
   bool enable = true;           // set CC.EN and wait for CSTS.RDY
   int timeout_ms = 5000;
+  std::string src_addr;  // local address/port to bind (QueueOptions)
+  uint16_t src_port = 0;
 };
 
 // Bit 0 phase excluded: the 15-bit status field of a CQE as Status would

@@ -56,6 +56,18 @@ std::string Queue::connect(const std::string& traddr, uint16_t port, const Queue
   if (!err.empty()) return err;
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return std::string("socket: ") + strerror(errno);
+  if (!opts.src_addr.empty()) {
+    sockaddr_storage src;
+    socklen_t src_len = 0;
+    err = resolve(opts.src_addr, opts.src_port, &src, &src_len);
+    if (err.empty() && ::bind(fd, reinterpret_cast<sockaddr*>(&src), src_len) != 0)
+      err =
+          "bind to " + opts.src_addr + ":" + std::to_string(opts.src_port) + ": " + strerror(errno);
+    if (!err.empty()) {
+      ::close(fd);
+      return err;
+    }
+  }
   int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
   if (rc != 0 && errno == EINPROGRESS) {
     pollfd p{fd, POLLOUT, 0};

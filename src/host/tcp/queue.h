@@ -33,6 +33,10 @@ struct QueueOptions {
   // IOCCSZ * 16 - 64 from Identify Controller.
   uint32_t max_icd = 8192;
   int connect_timeout_ms = 5000;
+  // The local end (SPDK's hostaddr/hostsvcid): bound before connecting
+  // when set; port 0 lets the kernel choose.
+  std::string src_addr;
+  uint16_t src_port = 0;
 };
 
 enum class Dir : uint8_t { kNone, kToController, kFromController };

@@ -1,18 +1,17 @@
-#include "bdev/rbd/offload.h"
+#include "reactor/offload.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <condition_variable>
-#include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "reactor/reactor.h"
-#include "rpc/registry.h"
 
-namespace nvemu::bdev::rbd {
+namespace nvemu {
 namespace {
 
 void unpin_this_thread() {
@@ -23,13 +22,14 @@ void unpin_this_thread() {
   pthread_setaffinity_np(pthread_self(), sizeof set, &set);  // best effort
 }
 
-// Workers still running and where their results go. shutdown() closes it
+// Running workers and where their results go. Closed by shutdown_offload()
 // before the reactors are destroyed, so no worker sends to a dead one.
 struct Gate {
   std::mutex mu;
   std::condition_variable cv;
   bool open = true;
   unsigned running = 0;
+  std::vector<std::function<void()>> late;  // results that came after closing
 };
 
 Gate& gate() {
@@ -39,20 +39,13 @@ Gate& gate() {
 
 }  // namespace
 
-void shutdown_offload(std::chrono::seconds wait) {
-  Gate& g = gate();
-  std::unique_lock lk(g.mu);
-  g.open = false;
-  g.cv.wait_for(lk, wait, [&] { return g.running == 0; });
-}
-
 void offload(std::function<void()> job, std::function<void()> done) {
-  if (rpc::Registry::instance().replaying() || !ReactorSet::instance().created()) {
-    std::thread t([&job] {
+  if (!ReactorSet::instance().created()) {
+    std::thread([&job] {
       unpin_this_thread();
       job();
-    });
-    t.join();
+      job = nullptr;
+    }).join();
     done();
     return;
   }
@@ -65,12 +58,28 @@ void offload(std::function<void()> job, std::function<void()> done) {
   std::thread([main, job = std::move(job), done = std::move(done)]() mutable {
     unpin_this_thread();
     job();
+    job = nullptr;
     Gate& g = gate();
     std::lock_guard lk(g.mu);
-    if (g.open) main->send(std::move(done));
+    if (g.open)
+      main->send(std::move(done));
+    else
+      g.late.push_back(std::move(done));
     --g.running;
     g.cv.notify_all();
   }).detach();
 }
 
-}  // namespace nvemu::bdev::rbd
+void shutdown_offload(std::chrono::milliseconds wait) {
+  Gate& g = gate();
+  std::vector<std::function<void()>> late;
+  {
+    std::unique_lock lk(g.mu);
+    g.open = false;
+    g.cv.wait_for(lk, wait, [&] { return g.running == 0; });
+    late.swap(g.late);
+  }
+  late.clear();  // what they hold is released on this thread
+}
+
+}  // namespace nvemu
