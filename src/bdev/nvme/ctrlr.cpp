@@ -123,8 +123,10 @@ void Ctrlr::take_over(Connection conn) {
   fast_failed_ = false;
   if (fast_fail_timer_) main_reactor().cancel_timer(std::exchange(fast_fail_timer_, 0));
   const uint64_t gen = gen_;
-  for (size_t i = 0; i < paths_.size() && i < conn.qpairs.size(); ++i) {
-    if (!conn.qpairs[i]) continue;
+  std::vector<char> got(paths_.size(), 0);
+  for (size_t i = 0; i < paths_.size(); ++i) {
+    if (i >= conn.qpairs.size() || !conn.qpairs[i]) continue;
+    got[i] = 1;
     auto held = std::make_shared<std::unique_ptr<IoQpair>>(std::move(conn.qpairs[i]));
     auto p = paths_[i];
     p->reactor().send([p, held, gen] { p->attach(std::move(*held), gen); });
@@ -156,6 +158,9 @@ void Ctrlr::take_over(Connection conn) {
         },
         milliseconds(popts_.kato_ms / 2));
   }
+  // Reactors that asked while this connection was being made.
+  for (size_t i = 0; i < paths_.size(); ++i)
+    if (wanted_[i] && !got[i]) make_qpair(i);
   arm_aer();
   apply_namespaces(info_.namespaces);
   finish_resets("");
@@ -252,6 +257,10 @@ void Ctrlr::want(size_t index) {
   if (index >= wanted_.size() || wanted_[index]) return;
   wanted_[index] = 1;
   if (state_ != State::kEnabled || !admin_) return;  // the next connection brings it
+  make_qpair(index);
+}
+
+void Ctrlr::make_qpair(size_t index) {
   // Connecting an I/O qpair blocks; it reads only what bring-up fixed, so a
   // worker does it while the main reactor keeps driving the admin queue.
   auto self = shared_from_this();

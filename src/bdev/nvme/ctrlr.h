@@ -96,6 +96,7 @@ class Ctrlr : public std::enable_shared_from_this<Ctrlr> {
   void teardown_admin();
   // A reactor opened its first channel: give it a qpair.
   void want(size_t index);
+  void make_qpair(size_t index);  // on a worker, for the current connection
   void qpair_made(size_t index, uint64_t gen, std::unique_ptr<IoQpair> qp, const std::string& err);
   uint16_t io_depth() const;
   void poll_admin();

@@ -1,7 +1,7 @@
 // The NVMe/TCP path: host::tcp::Host for the admin queue, one host::tcp::Queue
-// per I/O qpair. A single-iovec request goes to the socket as it is; the
-// initiator takes one contiguous buffer, so a scattered one is gathered into
-// (or scattered from) a per-slot bounce buffer.
+// per I/O qpair. Data moves between the socket and the caller's buffers
+// without a copy, except a read into several iovecs (the receive side fills
+// one buffer): that one goes through a per-slot bounce buffer.
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -80,7 +80,11 @@ class TcpQpair final : public IoQpair {
       return q.submit(s, buf, len, dir, cb, ctx);
     }
     if (!len) return q.submit(s, nullptr, 0, dir, cb, ctx);
-    // Gathered: a bounce slot holds the data and the caller's completion.
+    // A scattered write goes out from where its pieces lie.
+    if (opc == 0x01 && iovcnt <= host::tcp::Queue::kMaxIov)
+      return q.submit_iov(s, iovs, iovcnt, len, cb, ctx);
+    // A scattered read (the receive side takes one buffer), or a write in
+    // too many pieces: a bounce slot holds the data and the completion.
     Bounce* b = take_bounce(len);
     if (!b) return false;
     b->cb = cb;

@@ -146,13 +146,29 @@ void Queue::fail(const std::string& why, uint8_t sc) {
 
 bool Queue::submit(const nvme::Sqe& sqe, void* buf, uint32_t len, Dir dir, CompletionFn fn,
                    void* ctx) {
+  return submit_common(sqe, buf, nullptr, 0, buf ? len : 0, dir, fn, ctx);
+}
+
+bool Queue::submit_iov(const nvme::Sqe& sqe, const struct iovec* iov, int iovcnt, uint32_t len,
+                       CompletionFn fn, void* ctx) {
+  if (iovcnt < 1 || iovcnt > kMaxIov || len == 0) return false;
+  size_t have = 0;
+  for (int i = 0; i < iovcnt; ++i) have += iov[i].iov_len;
+  if (have < len) return false;
+  return submit_common(sqe, nullptr, iov, iovcnt, len, Dir::kToController, fn, ctx);
+}
+
+bool Queue::submit_common(const nvme::Sqe& sqe, void* buf, const struct iovec* iov, int iovcnt,
+                          uint32_t len, Dir dir, CompletionFn fn, void* ctx) {
   if (!ok() || free_.empty()) return false;
   Slot& s = slots_[free_.back()];
   free_.pop_back();
   s.busy = true;
   s.zombie = s.data_error = false;
   s.buf = static_cast<uint8_t*>(buf);
-  s.len = buf ? len : 0;
+  s.data_iov = iov;
+  s.data_iovcnt = iovcnt;
+  s.len = len;
   s.dir = s.len ? dir : Dir::kNone;
   s.fn = fn;
   s.ctx = ctx;
@@ -167,11 +183,8 @@ bool Queue::submit(const nvme::Sqe& sqe, void* buf, uint32_t len, Dir dir, Compl
   s.cap.iovcnt = 0;
   s.cap.add(s.cap_hdr, build_capsule_cmd(s.cap_hdr, s.sqe, icd, link_.hdgst, link_.ddgst, cpda_));
   if (icd) {
-    s.cap.add(s.buf, icd);
-    if (link_.ddgst) {
-      s.cap_ddgst = digest(s.buf, icd);
-      s.cap.add(&s.cap_ddgst, kDigestLen);
-    }
+    s.cap_ddgst = s.add_data(s.cap, 0, icd, link_.ddgst);
+    if (link_.ddgst) s.cap.add(&s.cap_ddgst, kDigestLen);
     s.h2c_next = icd;  // nothing left for R2T
   }
   ++outstanding_;
@@ -289,11 +302,8 @@ void Queue::queue_h2c(Slot& s) {
   s.h2c.iovcnt = 0;
   s.h2c.add(s.h2c_hdr, build_data(s.h2c_hdr, PduType::kH2CData, s.cid, s.ttag, s.h2c_next, chunk,
                                   last ? pdu_flags::kLastPdu : 0, link_.hdgst, link_.ddgst, cpda_));
-  s.h2c.add(s.buf + s.h2c_next, chunk);
-  if (link_.ddgst) {
-    s.h2c_ddgst = digest(s.buf + s.h2c_next, chunk);
-    s.h2c.add(&s.h2c_ddgst, kDigestLen);
-  }
+  s.h2c_ddgst = s.add_data(s.h2c, s.h2c_next, chunk, link_.ddgst);
+  if (link_.ddgst) s.h2c.add(&s.h2c_ddgst, kDigestLen);
   s.h2c_next += chunk;
   enqueue(&s.h2c);
 }

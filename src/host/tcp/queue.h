@@ -62,6 +62,14 @@ class Queue final : private wire::tcp::PduReader::Owner {
   // stays valid until the callback. False when no slot is free or the queue
   // is down.
   bool submit(const nvme::Sqe& sqe, void* buf, uint32_t len, Dir dir, CompletionFn fn, void* ctx);
+  // Most pieces a write's data may come in (submit_iov).
+  static constexpr int kMaxIov = 16;
+  // A write (opcode with data to the controller) whose data lies in `iov`
+  // (total `len` bytes): it goes to the socket from there, no copy. `iov`
+  // and the data stay valid until the callback. False as submit(), or when
+  // iovcnt is not 1..kMaxIov or the iovecs hold less than len.
+  bool submit_iov(const nvme::Sqe& sqe, const struct iovec* iov, int iovcnt, uint32_t len,
+                  CompletionFn fn, void* ctx);
   // Never blocks. Returns completions delivered, or -1 once the connection
   // failed (error() says why).
   int poll();
@@ -99,6 +107,8 @@ class Queue final : private wire::tcp::PduReader::Owner {
   bool flush();
   void on_sent(Item* it);
   void queue_h2c(Slot& s);
+  bool submit_common(const nvme::Sqe& sqe, void* buf, const struct iovec* iov, int iovcnt,
+                     uint32_t len, Dir dir, CompletionFn fn, void* ctx);
   bool receive();
   // PduReader::Owner: one call per received PDU.
   void header_done() override;
