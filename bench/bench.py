@@ -10,7 +10,9 @@ targets alternate which goes first), and each initiator (nvemu-perf and
 SPDK's perf, BENCH_INITIATORS) runs against both targets, so every
 nvemu/SPDK ratio compares two targets under the same initiator. Then the
 extras: one-core memcpy ceiling, idle CPU of a configured target, start-up
-to RPC-ready time, 1024 null namespaces attached one RPC each.
+to RPC-ready time, 1024 null namespaces attached one RPC each. The chained
+namespace of issue #15 (bench/chain.py) runs in the same repetitions: two
+fresh targets per run, B attaching A's namespace with bdev_nvme.
 
 Writes bench/results/runs/STAMP/*.json (one file per run) and
 bench/results/summary.{json,md} + plot.png (gnuplot, when installed).
@@ -31,9 +33,12 @@ import tempfile
 import threading
 import time
 
+from chain import (CHAIN_CASES, CHAIN_GOAL, NQN_A, NQN_B, SPDK_SHARED_CORE_ARGS, ProcCpu,
+                   chain_md, configure_b)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-NQN = "nqn.2016-06.io.spdk:cnode1"
+NQN = NQN_A  # the one-target cases' subsystem is also the chain's target A's
 CASES = [  # name, pattern, io size, queue depth
     ("randread-4k-qd1", "randread", 4096, 1),
     ("randread-4k-qd32", "randread", 4096, 32),
@@ -90,16 +95,18 @@ def _children_ticks():
 class Foreign:
     """CPU that processes other than the benchmark's own used over a window, in
     % of one core: machine busy ticks minus the target's and the (waited-for)
-    initiator's. Measures how much a neighbour disturbed a run."""
+    initiator's. Measures how much a neighbour disturbed a run. A chain has
+    two targets: both are ours."""
 
-    def __init__(self, target_pid):
-        self.pid = target_pid
+    def __init__(self, *target_pids):
+        self.pids = target_pids
         self.t0 = time.monotonic()
-        self.b0, self.p0, self.c0 = _busy_ticks(), _proc_ticks(target_pid), _children_ticks()
+        self.b0, self.c0 = _busy_ticks(), _children_ticks()
+        self.p0 = sum(_proc_ticks(p) for p in target_pids)
 
     def pct(self):
         dt = time.monotonic() - self.t0
-        ours = (_proc_ticks(self.pid) - self.p0) + (_children_ticks() - self.c0)
+        ours = (sum(_proc_ticks(p) for p in self.pids) - self.p0) + (_children_ticks() - self.c0)
         other = (_busy_ticks() - self.b0) - ours
         return max(0.0, 100.0 * other / os.sysconf("SC_CLK_TCK") / max(dt, 1e-3))
 
@@ -135,7 +142,7 @@ class TargetLoad(threading.Thread):
         return 100.0 * self.share
 
 
-def wait_quiet(target_pid, max_pct, max_wait):
+def wait_quiet(target_pids, max_pct, max_wait):
     """With BENCH_QUIET_PCT set: before a run, wait (up to BENCH_QUIET_MAX_WAIT s)
     until other processes use less than max_pct % of one core over 2 s."""
     if max_pct is None:
@@ -143,7 +150,7 @@ def wait_quiet(target_pid, max_pct, max_wait):
     t0 = time.monotonic()
     said = False
     while True:
-        f = Foreign(target_pid)
+        f = Foreign(*target_pids)
         time.sleep(2)
         pct = f.pct()
         if pct < max_pct:
@@ -262,16 +269,16 @@ class Target:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def trid(transport, port, vfu_dir):
+def trid(transport, port, vfu_dir, nqn=NQN):
     if transport == "TCP":
-        return f"trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{NQN}"
-    return f"trtype:VFIOUSER traddr:{vfu_dir} subnqn:{NQN}"
+        return f"trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{nqn}"
+    return f"trtype:VFIOUSER traddr:{vfu_dir} subnqn:{nqn}"
 
 
-def run_nvemu_perf(perf, case, transport, port, vfu_dir, seconds, out_json):
+def run_nvemu_perf(perf, case, transport, port, vfu_dir, seconds, out_json, nqn=NQN):
     name, pattern, size, qd = case
     cmd = [perf, "-q", str(qd), "-o", str(size), "-w", pattern, "-t", str(seconds), "-c", "0x2",
-           "-L", "--no-live", "-r", trid(transport, port, vfu_dir), "--json", out_json]
+           "-L", "--no-live", "-r", trid(transport, port, vfu_dir, nqn), "--json", out_json]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout}\n{p.stderr}")
@@ -336,14 +343,14 @@ def check_hugepages(need_mib):
             "/dev/hugepages if it is not mounted); set it back to 0 afterwards")
 
 
-def run_spdk_perf(spdk_dir, case, transport, port, vfu_dir, seconds, out_txt):
+def run_spdk_perf(spdk_dir, case, transport, port, vfu_dir, seconds, out_txt, nqn=NQN):
     """SPDK's perf; parses the 'Total' line of its table and, from -L's
     summary, the 99th percentile."""
     name, pattern, size, qd = case
     perf = spdk_bin(spdk_dir, "build/bin/spdk_nvme_perf", "build/examples/perf")
     # SPDK perf's -t takes whole seconds ("10.0" fails: "Converting a string to integer").
     cmd = [perf, "-q", str(qd), "-o", str(size), "-w", pattern, "-t", str(max(1, round(seconds))),
-           "-c", "0x2", "-L", "-r", trid(transport, port, vfu_dir)]
+           "-c", "0x2", "-L", "-r", trid(transport, port, vfu_dir, nqn)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120,
                        env=spdk_env(spdk_dir))
     with open(out_txt, "w") as f:
@@ -491,7 +498,7 @@ def _extras_md(x):
         if "scaling" in x else [])
 
 
-# Issue #7's goals: (case, metric, bound per transport). "iops" is the
+# Issue #7's goals and #15's chain: (case, metric, bound per transport). "iops" is the
 # nvemu/SPDK IOPS ratio (at least), "lat" the average-latency ratio (at most).
 GOALS = [
     ("randread-4k-qd32", "iops", {"TCP": 1.25, "VFIOUSER": 1.2}),
@@ -499,7 +506,7 @@ GOALS = [
     ("randwrite-4k-qd32", "iops", {"TCP": 1.25, "VFIOUSER": 1.2}),
     ("randread-4k-qd1", "lat", {"TCP": 0.9, "VFIOUSER": 0.9}),
     ("read-128k-qd8", "iops", {"TCP": 1.0, "VFIOUSER": 1.0}),
-]
+] + [(c[0], "iops", {"TCP": CHAIN_GOAL}) for c in CHAIN_CASES]
 
 
 def _goals_md(summary):
@@ -512,6 +519,8 @@ def _goals_md(summary):
              "|---|---|---|" + "---|---|" * len(inis)]
     for case, metric, bounds in GOALS:
         for tr, bound in bounds.items():
+            if not any((ini, tr, case) in rows for ini in inis):
+                continue  # not measured in this run (BENCH_CASES, BENCH_TRANSPORTS)
             what = f"{case} {'avg latency' if metric == 'lat' else 'IOPS'}"
             row = f"| {what} | {tr} | {'<=' if metric == 'lat' else '>='} {bound} |"
             for ini in inis:
@@ -631,6 +640,7 @@ def markdown(summary):
     if summary["spdk_same_run"]:
         lines += _goals_md(summary)
     lines += _ceiling_md(summary)
+    lines += chain_md(summary)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -657,7 +667,7 @@ def plot(summary, out_png, workdir):
     dat = os.path.join(workdir, "plot.dat")
     with open(dat, "w") as f:
         f.write("# case " + " ".join(f"{i}-{t} min max" for i, t, _ in series) + "\n")
-        for case in [c[0] for c in CASES]:
+        for case in [c[0] for c in CASES + CHAIN_CASES]:
             rows = {r["transport"]: r for r in summary["matrix"]
                     if r["case"] == case and r.get("initiator", ini) == ini}
             if not rows:
@@ -717,6 +727,9 @@ def main():
     want = os.environ.get("BENCH_CASES")
     cases = [c for c in CASES if not want or c[0] in want.split(",")]
     transports = os.environ.get("BENCH_TRANSPORTS", "TCP,VFIOUSER").split(",")
+    # The chain is NVMe/TCP end to end: it runs when TCP is among the transports.
+    chain_cases = [c for c in CHAIN_CASES
+                   if (not want or c[0] in want.split(",")) and "TCP" in transports]
     do_extras = os.environ.get("BENCH_EXTRAS", "1") == "1"
     spdk_dir = os.environ.get("SPDK_DIR")
     if spdk_dir:
@@ -742,6 +755,26 @@ def main():
     raw = {}  # (target, initiator, transport, case) -> [result], one per repetition
     failures = []
 
+    def record(impl, ini, tr, case, rep, r, foreign, loads, waited):
+        r["rep"] = rep
+        r["foreign_cpu_pct"] = foreign.pct()
+        r["target_busy_pct"] = loads[-1].pct()  # the target the initiator talks to
+        r["waited_for_quiet_s"] = waited
+        with open("/proc/loadavg") as f:  # how busy the machine was
+            r["loadavg_after"] = [float(x) for x in f.read().split()[:3]]
+        raw.setdefault((impl, ini, tr, case[0]), []).append(r)
+
+    def fail(impl, ini, tr, case, rep, base, e):
+        # One failed pairing (e.g. an initiator that loses a completion, or a
+        # target without bdev_nvme) must not throw away the rest of the matrix.
+        msg = str(e).strip().splitlines()
+        tail = [ln for ln in msg if ln.strip()][-1:] or ["?"]
+        failures.append({"target": impl, "initiator": ini, "transport": tr,
+                         "case": case[0], "rep": rep + 1, "error": tail[0]})
+        with open(os.path.join(out, base + ".error.txt"), "w") as f:
+            f.write(str(e))
+        log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} FAILED: {tail[0]}")
+
     def run_case(impl, tgt_bin, rep, case, tr):
         port = free_port()
         env = spdk_env(spdk_dir) if impl == "spdk" else None
@@ -754,7 +787,7 @@ def main():
         try:
             for ini in initiators:
                 base = f"{impl}-{ini}-{tr}-{case[0]}-rep{rep + 1}"
-                waited = wait_quiet(t.proc.pid, quiet_pct, quiet_wait)
+                waited = wait_quiet([t.proc.pid], quiet_pct, quiet_wait)
                 foreign = Foreign(t.proc.pid)
                 load = TargetLoad(t.rpc, seconds)
                 load.start()
@@ -768,31 +801,78 @@ def main():
                         with open(os.path.join(out, base + ".json"), "w") as f:
                             json.dump(r, f, indent=2)
                 except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    # One failed pairing (e.g. an initiator that loses a
-                    # completion) must not throw away the rest of the matrix.
-                    msg = str(e).strip().splitlines()
-                    tail = [ln for ln in msg if ln.strip()][-1:] or ["?"]
-                    failures.append({"target": impl, "initiator": ini, "transport": tr,
-                                     "case": case[0], "rep": rep + 1, "error": tail[0]})
                     load.pct()  # its next run must not share the RPC socket with it
-                    with open(os.path.join(out, base + ".error.txt"), "w") as f:
-                        f.write(str(e))
-                    log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} "
-                        f"FAILED: {tail[0]}")
+                    fail(impl, ini, tr, case, rep, base, e)
                     continue
-                r["rep"] = rep
-                r["foreign_cpu_pct"] = foreign.pct()
-                r["target_busy_pct"] = load.pct()
-                r["waited_for_quiet_s"] = waited
-                with open("/proc/loadavg") as f:  # how busy the machine was
-                    r["loadavg_after"] = [float(x) for x in f.read().split()[:3]]
-                raw.setdefault((impl, ini, tr, case[0]), []).append(r)
+                record(impl, ini, tr, case, rep, r, foreign, [load], waited)
                 log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} "
                     f"{r['iops']:12,.0f} IOPS {r['mibps']:9,.0f} MiB/s "
                     f"{r['lat_us']:8.2f} us  target busy {r['target_busy_pct']:3.0f} %  "
                     f"others {r['foreign_cpu_pct']:3.0f} %")
         finally:
             t.stop()
+
+    def run_chain_case(impl, tgt_bin, rep, case):
+        """Fresh targets A and B (both -m 0x1), B attaching A's namespace; each
+        initiator runs against B. Records both targets' CPU (/proc/PID/stat)."""
+        env = spdk_env(spdk_dir) if impl == "spdk" else None
+        extra = ["--wait-for-rpc"] + (SPDK_SHARED_CORE_ARGS if impl == "spdk" else [])
+        targets = []
+        try:
+            for _ in ("A", "B"):
+                t = Target(tgt_bin, work, kind=impl, extra=extra, env=env)
+                targets.append(t)
+                t.rpc.call("framework_start_init")
+                if impl == "spdk":
+                    t.rpc.call("framework_wait_init")
+            a, b = targets
+            port_a = free_port()
+            a.configure(port_a, None)
+            port_b = free_port()  # asked once A listens: it cannot be A's port
+            configure_b(b.rpc.call, port_a, port_b)
+        except (RuntimeError, OSError) as e:
+            for ini in initiators:
+                fail(impl, ini, "TCP", case, rep, f"{impl}-{ini}-TCP-{case[0]}-rep{rep + 1}", e)
+            for t in targets:
+                t.stop()
+            return
+        try:
+            pids = [a.proc.pid, b.proc.pid]
+            for ini in initiators:
+                base = f"{impl}-{ini}-TCP-{case[0]}-rep{rep + 1}"
+                waited = wait_quiet(pids, quiet_pct, quiet_wait)
+                foreign = Foreign(*pids)
+                loads = [TargetLoad(t.rpc, seconds) for t in (a, b)]
+                cpu = ProcCpu(pids, seconds, os.sysconf("SC_CLK_TCK"))
+                for th in loads + [cpu]:
+                    th.start()
+                try:
+                    if ini == "nvemu-perf":
+                        r = run_nvemu_perf(os.path.join(bin_dir, "nvemu-perf"), case, "TCP",
+                                           port_b, None, seconds,
+                                           os.path.join(out, base + ".json"), NQN_B)
+                    else:
+                        r = run_spdk_perf(spdk_dir, case, "TCP", port_b, None, seconds,
+                                          os.path.join(out, base + ".txt"), NQN_B)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    for th in loads + [cpu]:
+                        th.join()  # the next run must not share an RPC socket with it
+                    fail(impl, ini, "TCP", case, rep, base, e)
+                    continue
+                r["cpu_a_pct"], r["cpu_b_pct"] = cpu.result()
+                r["busy_a_pct"] = loads[0].pct()
+                record(impl, ini, "TCP", case, rep, r, foreign, loads, waited)
+                if ini != "nvemu-perf":  # nvemu-perf wrote its own JSON there
+                    with open(os.path.join(out, base + ".json"), "w") as f:
+                        json.dump(r, f, indent=2)
+                log(f"rep {rep + 1} {impl:5} <- {ini:10} chain    {case[0]:18} "
+                    f"{r['iops']:12,.0f} IOPS {r['lat_us']:8.2f} us  "
+                    f"CPU A {r['cpu_a_pct']:3.0f} % B {r['cpu_b_pct']:3.0f} %  "
+                    f"busy A {r['busy_a_pct']:3.0f} % B {r['target_busy_pct']:3.0f} %  "
+                    f"others {r['foreign_cpu_pct']:3.0f} %")
+        finally:
+            b.stop()  # B first: its controller to A goes away before A does
+            a.stop()
     try:
         # Interleaved as finely as a target restart allows: for every case and
         # transport, a fresh nvemu target and a fresh SPDK target run back to
@@ -811,33 +891,43 @@ def main():
                     pair += 1
                     for impl, tgt_bin in impls:
                         run_case(impl, tgt_bin, rep, case, tr)
+            for case in chain_cases:
+                impls = [("nvemu", os.path.join(bin_dir, "nvemu-tgt"))]
+                if spdk_dir:
+                    impls.append(("spdk", spdk_tgt))
+                    if pair % 2:
+                        impls.reverse()
+                pair += 1
+                for impl, tgt_bin in impls:
+                    run_chain_case(impl, tgt_bin, rep, case)
         summary = {"machine": machine(), "seconds": seconds, "reps": reps, "stamp": stamp,
                    "command": "bench/run.sh", "env": {k: v for k, v in os.environ.items()
                                                       if k.startswith("BENCH_") or k == "SPDK_DIR"},
                    "spdk_same_run": bool(spdk_dir), "initiators": initiators,
                    "failures": failures, "matrix": []}
         keys = ("iops", "mibps", "lat_us", "p99_us")
+        combos = [(c, tr) for c in cases for tr in transports] + [(c, "TCP") for c in chain_cases]
         for ini in initiators:
-            for case in cases:
-                for tr in transports:
-                    rs = raw.get(("nvemu", ini, tr, case[0]))
-                    ss = raw.get(("spdk", ini, tr, case[0]))
-                    if not rs and not ss:
-                        continue
-                    row = {"initiator": ini, "transport": tr, "case": case[0]}
-                    if rs:
-                        row["nvemu"] = {k: spread([r[k] for r in rs])
-                                        for k in keys + ("foreign_cpu_pct", "target_busy_pct")}
-                    if ss:
-                        row["spdk"] = {k: spread([r[k] for r in ss])
-                                       for k in keys + ("foreign_cpu_pct", "target_busy_pct")}
-                    if rs and ss:
-                        # Ratios of same-repetition pairs (the two targets ran back to back).
-                        by_rep = {s["rep"]: s for s in ss}
-                        pairs = [(n, by_rep[n["rep"]]) for n in rs if n["rep"] in by_rep]
-                        row["ratio"] = spread([n["iops"] / s["iops"] for n, s in pairs])
-                        row["lat_ratio"] = spread([n["lat_us"] / s["lat_us"] for n, s in pairs])
-                    summary["matrix"].append(row)
+            for case, tr in combos:
+                rs = raw.get(("nvemu", ini, tr, case[0]))
+                ss = raw.get(("spdk", ini, tr, case[0]))
+                if not rs and not ss:
+                    continue
+                row = {"initiator": ini, "transport": tr, "case": case[0]}
+                more = ("foreign_cpu_pct", "target_busy_pct")
+                if case in chain_cases:
+                    more += ("cpu_a_pct", "cpu_b_pct", "busy_a_pct")
+                if rs:
+                    row["nvemu"] = {k: spread([r[k] for r in rs]) for k in keys + more}
+                if ss:
+                    row["spdk"] = {k: spread([r[k] for r in ss]) for k in keys + more}
+                if rs and ss:
+                    # Ratios of same-repetition pairs (the two targets ran back to back).
+                    by_rep = {s["rep"]: s for s in ss}
+                    pairs = [(n, by_rep[n["rep"]]) for n in rs if n["rep"] in by_rep]
+                    row["ratio"] = spread([n["iops"] / s["iops"] for n, s in pairs])
+                    row["lat_ratio"] = spread([n["lat_us"] / s["lat_us"] for n, s in pairs])
+                summary["matrix"].append(row)
         if do_extras:
             summary["extras"] = extras(bin_dir, work, reps, out)
         md = markdown(summary)
