@@ -35,6 +35,7 @@ import time
 
 from chain import (CHAIN_CASES, CHAIN_GOAL, NQN_A, NQN_B, SPDK_SHARED_CORE_ARGS, ProcCpu,
                    chain_md, configure_b)
+from rbd import RBD_CASES, ceph_cluster_module, configure_rbd, rbd_bench, rbd_md, start_cluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -538,7 +539,7 @@ def _goals_md(summary):
         ok = x["idle_cpu_percent"] < 2.0
         lines.append(f"| idle target CPU | both | < 2 % | {x['idle_cpu_percent']:.2f} % |"
                      f" {'yes' if ok else 'no'} |" + " |  |" * (len(inis) - 1))
-    return lines
+    return lines if len(lines) > 5 else []  # no goal's case ran: no empty table
 
 
 def _ceiling_md(summary):
@@ -641,6 +642,7 @@ def markdown(summary):
         lines += _goals_md(summary)
     lines += _ceiling_md(summary)
     lines += chain_md(summary)
+    lines += rbd_md(summary)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -667,7 +669,7 @@ def plot(summary, out_png, workdir):
     dat = os.path.join(workdir, "plot.dat")
     with open(dat, "w") as f:
         f.write("# case " + " ".join(f"{i}-{t} min max" for i, t, _ in series) + "\n")
-        for case in [c[0] for c in CASES + CHAIN_CASES]:
+        for case in [c[0] for c in CASES + CHAIN_CASES + RBD_CASES]:
             rows = {r["transport"]: r for r in summary["matrix"]
                     if r["case"] == case and r.get("initiator", ini) == ini}
             if not rows:
@@ -730,6 +732,14 @@ def main():
     # The chain is NVMe/TCP end to end: it runs when TCP is among the transports.
     chain_cases = [c for c in CHAIN_CASES
                    if (not want or c[0] in want.split(",")) and "TCP" in transports]
+    rbd_cases = [c for c in RBD_CASES
+                 if (not want or c[0] in want.split(",")) and "TCP" in transports]
+    ceph_module = None
+    if rbd_cases:
+        ceph_module, why = ceph_cluster_module(os.path.dirname(HERE))
+        if not ceph_module:
+            log(f"skipping {', '.join(c[0] for c in rbd_cases)}: {why}")
+            rbd_cases = []
     do_extras = os.environ.get("BENCH_EXTRAS", "1") == "1"
     spdk_dir = os.environ.get("SPDK_DIR")
     if spdk_dir:
@@ -753,6 +763,8 @@ def main():
     work = tempfile.mkdtemp(prefix="nvemu-bench-")
     log(f"results: {out}")
     raw = {}  # (target, initiator, transport, case) -> [result], one per repetition
+    librbd = {}  # (case, rep) -> rbd bench IOPS straight on librbd
+    ceph = None
     failures = []
 
     def record(impl, ini, tr, case, rep, r, foreign, loads, waited):
@@ -812,67 +824,108 @@ def main():
         finally:
             t.stop()
 
-    def run_chain_case(impl, tgt_bin, rep, case):
-        """Fresh targets A and B (both -m 0x1), B attaching A's namespace; each
-        initiator runs against B. Records both targets' CPU (/proc/PID/stat)."""
+    def measure(impl, ini, case, rep, port, nqn, targets):
+        """One initiator over NVMe/TCP against the last of TARGETS (fresh,
+        configured); records the result with each target's CPU (/proc/PID/stat)
+        and reactor busy share. A chain's two targets are A and B."""
+        base = f"{impl}-{ini}-TCP-{case[0]}-rep{rep + 1}"
+        pids = [t.proc.pid for t in targets]
+        waited = wait_quiet(pids, quiet_pct, quiet_wait)
+        foreign = Foreign(*pids)
+        loads = [TargetLoad(t.rpc, seconds) for t in targets]
+        cpu = ProcCpu(pids, seconds, os.sysconf("SC_CLK_TCK"))
+        for th in loads + [cpu]:
+            th.start()
+        try:
+            if ini == "nvemu-perf":
+                r = run_nvemu_perf(os.path.join(bin_dir, "nvemu-perf"), case, "TCP", port, None,
+                                   seconds, os.path.join(out, base + ".json"), nqn)
+            else:
+                r = run_spdk_perf(spdk_dir, case, "TCP", port, None, seconds,
+                                  os.path.join(out, base + ".txt"), nqn)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            for th in loads + [cpu]:
+                th.join()  # the next run must not share an RPC socket with it
+            fail(impl, ini, "TCP", case, rep, base, e)
+            return None
+        pct = cpu.result()
+        if len(targets) == 2:
+            r["cpu_a_pct"], r["cpu_b_pct"] = pct
+            r["busy_a_pct"] = loads[0].pct()
+        else:
+            r["cpu_pct"] = pct[0]
+        record(impl, ini, "TCP", case, rep, r, foreign, loads, waited)
+        if ini != "nvemu-perf":  # nvemu-perf wrote its own JSON there
+            with open(os.path.join(out, base + ".json"), "w") as f:
+                json.dump(r, f, indent=2)
+        cpus = " ".join(f"{p:3.0f}" for p in pct)
+        log(f"rep {rep + 1} {impl:5} <- {ini:10} TCP      {case[0]:18} "
+            f"{r['iops']:12,.0f} IOPS {r['lat_us']:8.2f} us  target CPU % {cpus}  "
+            f"busy {r['target_busy_pct']:3.0f} %  others {r['foreign_cpu_pct']:3.0f} %")
+        return r
+
+    def start_targets(impl, tgt_bin, n):
+        """N fresh targets on core 0, initialised (--wait-for-rpc, then
+        framework_start_init, as run_case does)."""
         env = spdk_env(spdk_dir) if impl == "spdk" else None
         extra = ["--wait-for-rpc"] + (SPDK_SHARED_CORE_ARGS if impl == "spdk" else [])
         targets = []
         try:
-            for _ in ("A", "B"):
+            for _ in range(n):
                 t = Target(tgt_bin, work, kind=impl, extra=extra, env=env)
                 targets.append(t)
                 t.rpc.call("framework_start_init")
                 if impl == "spdk":
                     t.rpc.call("framework_wait_init")
+        except BaseException:
+            for t in targets:
+                t.stop()
+            raise
+        return targets
+
+    def set_up_failed(impl, case, rep, e, targets):
+        for ini in initiators:
+            fail(impl, ini, "TCP", case, rep, f"{impl}-{ini}-TCP-{case[0]}-rep{rep + 1}", e)
+        for t in reversed(targets):
+            t.stop()
+
+    def run_chain_case(impl, tgt_bin, rep, case):
+        """Fresh targets A and B (both -m 0x1), B attaching A's namespace; each
+        initiator runs against B."""
+        targets = []
+        try:
+            targets = start_targets(impl, tgt_bin, 2)
             a, b = targets
             port_a = free_port()
             a.configure(port_a, None)
             port_b = free_port()  # asked once A listens: it cannot be A's port
             configure_b(b.rpc.call, port_a, port_b)
         except (RuntimeError, OSError) as e:
-            for ini in initiators:
-                fail(impl, ini, "TCP", case, rep, f"{impl}-{ini}-TCP-{case[0]}-rep{rep + 1}", e)
-            for t in targets:
-                t.stop()
+            set_up_failed(impl, case, rep, e, targets)
             return
         try:
-            pids = [a.proc.pid, b.proc.pid]
             for ini in initiators:
-                base = f"{impl}-{ini}-TCP-{case[0]}-rep{rep + 1}"
-                waited = wait_quiet(pids, quiet_pct, quiet_wait)
-                foreign = Foreign(*pids)
-                loads = [TargetLoad(t.rpc, seconds) for t in (a, b)]
-                cpu = ProcCpu(pids, seconds, os.sysconf("SC_CLK_TCK"))
-                for th in loads + [cpu]:
-                    th.start()
-                try:
-                    if ini == "nvemu-perf":
-                        r = run_nvemu_perf(os.path.join(bin_dir, "nvemu-perf"), case, "TCP",
-                                           port_b, None, seconds,
-                                           os.path.join(out, base + ".json"), NQN_B)
-                    else:
-                        r = run_spdk_perf(spdk_dir, case, "TCP", port_b, None, seconds,
-                                          os.path.join(out, base + ".txt"), NQN_B)
-                except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    for th in loads + [cpu]:
-                        th.join()  # the next run must not share an RPC socket with it
-                    fail(impl, ini, "TCP", case, rep, base, e)
-                    continue
-                r["cpu_a_pct"], r["cpu_b_pct"] = cpu.result()
-                r["busy_a_pct"] = loads[0].pct()
-                record(impl, ini, "TCP", case, rep, r, foreign, loads, waited)
-                if ini != "nvemu-perf":  # nvemu-perf wrote its own JSON there
-                    with open(os.path.join(out, base + ".json"), "w") as f:
-                        json.dump(r, f, indent=2)
-                log(f"rep {rep + 1} {impl:5} <- {ini:10} chain    {case[0]:18} "
-                    f"{r['iops']:12,.0f} IOPS {r['lat_us']:8.2f} us  "
-                    f"CPU A {r['cpu_a_pct']:3.0f} % B {r['cpu_b_pct']:3.0f} %  "
-                    f"busy A {r['busy_a_pct']:3.0f} % B {r['target_busy_pct']:3.0f} %  "
-                    f"others {r['foreign_cpu_pct']:3.0f} %")
+                measure(impl, ini, case, rep, port_b, NQN_B, [a, b])
         finally:
             b.stop()  # B first: its controller to A goes away before A does
             a.stop()
+
+    def run_rbd_case(impl, tgt_bin, rep, case, ceph):
+        """A fresh target exporting the cluster's image (bdev_rbd) over NVMe/TCP."""
+        targets = []
+        try:
+            targets = start_targets(impl, tgt_bin, 1)
+            port = free_port()
+            configure_rbd(targets[0].rpc.call, ceph, port, NQN)
+        except (RuntimeError, OSError) as e:
+            set_up_failed(impl, case, rep, e, targets)
+            return
+        try:
+            for ini in initiators:
+                measure(impl, ini, case, rep, port, NQN, targets)
+        finally:
+            targets[0].stop()
+
     try:
         # Interleaved as finely as a target restart allows: for every case and
         # transport, a fresh nvemu target and a fresh SPDK target run back to
@@ -900,13 +953,32 @@ def main():
                 pair += 1
                 for impl, tgt_bin in impls:
                     run_chain_case(impl, tgt_bin, rep, case)
+            for case in rbd_cases:
+                if ceph is None:
+                    log("starting a single-node Ceph cluster (tests/system/ceph_cluster.py)")
+                    ceph = start_cluster(ceph_module)
+                librbd[(case[0], rep)] = rbd_bench(ceph, case, seconds)
+                log(f"rep {rep + 1} rbd bench (librbd)        {case[0]:18} "
+                    f"{librbd[(case[0], rep)]:12,.0f} IOPS")
+                impls = [("nvemu", os.path.join(bin_dir, "nvemu-tgt"))]
+                if spdk_dir:
+                    impls.append(("spdk", spdk_tgt))
+                    if pair % 2:
+                        impls.reverse()
+                pair += 1
+                for impl, tgt_bin in impls:
+                    run_rbd_case(impl, tgt_bin, rep, case, ceph)
+        if ceph is not None:
+            ceph.stop()
+            ceph = None
         summary = {"machine": machine(), "seconds": seconds, "reps": reps, "stamp": stamp,
                    "command": "bench/run.sh", "env": {k: v for k, v in os.environ.items()
                                                       if k.startswith("BENCH_") or k == "SPDK_DIR"},
                    "spdk_same_run": bool(spdk_dir), "initiators": initiators,
                    "failures": failures, "matrix": []}
         keys = ("iops", "mibps", "lat_us", "p99_us")
-        combos = [(c, tr) for c in cases for tr in transports] + [(c, "TCP") for c in chain_cases]
+        combos = [(c, tr) for c in cases for tr in transports] + [
+            (c, "TCP") for c in chain_cases + rbd_cases]
         for ini in initiators:
             for case, tr in combos:
                 rs = raw.get(("nvemu", ini, tr, case[0]))
@@ -917,6 +989,12 @@ def main():
                 more = ("foreign_cpu_pct", "target_busy_pct")
                 if case in chain_cases:
                     more += ("cpu_a_pct", "cpu_b_pct", "busy_a_pct")
+                if case in rbd_cases:
+                    more += ("cpu_pct", "of_librbd")
+                    for r in (rs or []) + (ss or []):
+                        r["of_librbd"] = r["iops"] / librbd[(case[0], r["rep"])]
+                    row["librbd_iops"] = spread([v for (c, _), v in librbd.items()
+                                                 if c == case[0]])
                 if rs:
                     row["nvemu"] = {k: spread([r[k] for r in rs]) for k in keys + more}
                 if ss:
@@ -940,6 +1018,8 @@ def main():
             shutil.copy(os.path.join(out, "plot.png"), os.path.join(RESULTS, "plot.png"))
         print(md)
     finally:
+        if ceph is not None:
+            ceph.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
