@@ -10,7 +10,9 @@ targets alternate which goes first), and each initiator (nvemu-perf and
 SPDK's perf, BENCH_INITIATORS) runs against both targets, so every
 nvemu/SPDK ratio compares two targets under the same initiator. Then the
 extras: one-core memcpy ceiling, idle CPU of a configured target, start-up
-to RPC-ready time, 1024 null namespaces attached one RPC each.
+to RPC-ready time, 1024 null namespaces attached one RPC each. The chained
+namespace of issue #15 (bench/chain.py) runs in the same repetitions: two
+fresh targets per run, B attaching A's namespace with bdev_nvme.
 
 Writes bench/results/runs/STAMP/*.json (one file per run) and
 bench/results/summary.{json,md} + plot.png (gnuplot, when installed).
@@ -31,9 +33,13 @@ import tempfile
 import threading
 import time
 
+from chain import CHAIN_CASES, NQN_A, NQN_B, SPDK_SHARED_CORE_ARGS, ProcCpu, configure_b
+from rbd import RBD_CASES, ceph_cluster_module, configure_rbd, rbd_bench, start_cluster
+from report import markdown, plot
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-NQN = "nqn.2016-06.io.spdk:cnode1"
+NQN = NQN_A  # the one-target cases' subsystem is also the chain's target A's
 CASES = [  # name, pattern, io size, queue depth
     ("randread-4k-qd1", "randread", 4096, 1),
     ("randread-4k-qd32", "randread", 4096, 32),
@@ -41,21 +47,6 @@ CASES = [  # name, pattern, io size, queue depth
     ("randwrite-4k-qd32", "randwrite", 4096, 32),
     ("read-128k-qd8", "read", 131072, 8),
 ]
-# The issue's SPDK v23.01 numbers on this machine kind: reference, not same-run.
-SPDK_REFERENCE = {
-    ("TCP", "randread-4k-qd1"): {"iops": 111e3, "lat_us": 9.0},
-    ("TCP", "randread-4k-qd32"): {"iops": 683e3},
-    ("TCP", "randread-4k-qd128"): {"iops": 735e3},
-    ("TCP", "randwrite-4k-qd32"): {"iops": 459e3},
-    ("TCP", "read-128k-qd8"): {"gbps": 4.1},
-    ("VFIOUSER", "randread-4k-qd1"): {"iops": 703e3, "lat_us": 1.40},
-    ("VFIOUSER", "randread-4k-qd32"): {"iops": 1.57e6},
-    ("VFIOUSER", "randread-4k-qd128"): {"iops": 1.65e6},
-    ("VFIOUSER", "randwrite-4k-qd32"): {"iops": 1.23e6},
-    ("VFIOUSER", "read-128k-qd8"): {"gbps": 9.8},
-}
-
-
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
@@ -90,16 +81,18 @@ def _children_ticks():
 class Foreign:
     """CPU that processes other than the benchmark's own used over a window, in
     % of one core: machine busy ticks minus the target's and the (waited-for)
-    initiator's. Measures how much a neighbour disturbed a run."""
+    initiator's. Measures how much a neighbour disturbed a run. A chain has
+    two targets: both are ours."""
 
-    def __init__(self, target_pid):
-        self.pid = target_pid
+    def __init__(self, *target_pids):
+        self.pids = target_pids
         self.t0 = time.monotonic()
-        self.b0, self.p0, self.c0 = _busy_ticks(), _proc_ticks(target_pid), _children_ticks()
+        self.b0, self.c0 = _busy_ticks(), _children_ticks()
+        self.p0 = sum(_proc_ticks(p) for p in target_pids)
 
     def pct(self):
         dt = time.monotonic() - self.t0
-        ours = (_proc_ticks(self.pid) - self.p0) + (_children_ticks() - self.c0)
+        ours = (sum(_proc_ticks(p) for p in self.pids) - self.p0) + (_children_ticks() - self.c0)
         other = (_busy_ticks() - self.b0) - ours
         return max(0.0, 100.0 * other / os.sysconf("SC_CLK_TCK") / max(dt, 1e-3))
 
@@ -135,7 +128,7 @@ class TargetLoad(threading.Thread):
         return 100.0 * self.share
 
 
-def wait_quiet(target_pid, max_pct, max_wait):
+def wait_quiet(target_pids, max_pct, max_wait):
     """With BENCH_QUIET_PCT set: before a run, wait (up to BENCH_QUIET_MAX_WAIT s)
     until other processes use less than max_pct % of one core over 2 s."""
     if max_pct is None:
@@ -143,7 +136,7 @@ def wait_quiet(target_pid, max_pct, max_wait):
     t0 = time.monotonic()
     said = False
     while True:
-        f = Foreign(target_pid)
+        f = Foreign(*target_pids)
         time.sleep(2)
         pct = f.pct()
         if pct < max_pct:
@@ -262,16 +255,16 @@ class Target:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def trid(transport, port, vfu_dir):
+def trid(transport, port, vfu_dir, nqn=NQN):
     if transport == "TCP":
-        return f"trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{NQN}"
-    return f"trtype:VFIOUSER traddr:{vfu_dir} subnqn:{NQN}"
+        return f"trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:{port} subnqn:{nqn}"
+    return f"trtype:VFIOUSER traddr:{vfu_dir} subnqn:{nqn}"
 
 
-def run_nvemu_perf(perf, case, transport, port, vfu_dir, seconds, out_json):
+def run_nvemu_perf(perf, case, transport, port, vfu_dir, seconds, out_json, nqn=NQN):
     name, pattern, size, qd = case
     cmd = [perf, "-q", str(qd), "-o", str(size), "-w", pattern, "-t", str(seconds), "-c", "0x2",
-           "-L", "--no-live", "-r", trid(transport, port, vfu_dir), "--json", out_json]
+           "-L", "--no-live", "-r", trid(transport, port, vfu_dir, nqn), "--json", out_json]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout}\n{p.stderr}")
@@ -336,14 +329,14 @@ def check_hugepages(need_mib):
             "/dev/hugepages if it is not mounted); set it back to 0 afterwards")
 
 
-def run_spdk_perf(spdk_dir, case, transport, port, vfu_dir, seconds, out_txt):
+def run_spdk_perf(spdk_dir, case, transport, port, vfu_dir, seconds, out_txt, nqn=NQN):
     """SPDK's perf; parses the 'Total' line of its table and, from -L's
     summary, the 99th percentile."""
     name, pattern, size, qd = case
     perf = spdk_bin(spdk_dir, "build/bin/spdk_nvme_perf", "build/examples/perf")
     # SPDK perf's -t takes whole seconds ("10.0" fails: "Converting a string to integer").
     cmd = [perf, "-q", str(qd), "-o", str(size), "-w", pattern, "-t", str(max(1, round(seconds))),
-           "-c", "0x2", "-L", "-r", trid(transport, port, vfu_dir)]
+           "-c", "0x2", "-L", "-r", trid(transport, port, vfu_dir, nqn)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120,
                        env=spdk_env(spdk_dir))
     with open(out_txt, "w") as f:
@@ -463,238 +456,6 @@ def scaling(bin_dir, work, out, seconds=5):
     return res
 
 
-def _extras_md(x):
-    return ["", "| extra | value |", "|---|---|",
-            f"| memcpy 4 KiB, one core | {x['memcpy']['4k']['copies_per_s']:,.0f} copies/s "
-            f"({x['memcpy']['4k']['gib_per_s']:.1f} GiB/s) |",
-            f"| memcpy 128 KiB, one core | {x['memcpy']['128k']['copies_per_s']:,.0f} "
-            f"copies/s ({x['memcpy']['128k']['gib_per_s']:.1f} GiB/s) |"] + (
-        [f"| memcpy 4 KiB into the disk (writes, streaming stores), one core | "
-         f"{x['memcpy']['4k_write']['copies_per_s']:,.0f} copies/s "
-         f"({x['memcpy']['4k_write']['gib_per_s']:.1f} GiB/s) |"] if "4k_write" in x["memcpy"]
-        else []) + [
-            f"| idle CPU, configured target, 10 s | {x['idle_cpu_percent']:.2f} % |",
-            f"| start-up to RPC-ready (--wait-for-rpc) | "
-            f"{x['startup_ms_wait_for_rpc']['median']:.1f} ms "
-            f"({x['startup_ms_wait_for_rpc']['min']:.1f}–"
-            f"{x['startup_ms_wait_for_rpc']['max']:.1f}) |",
-            f"| start-up to RPC-ready (no --wait-for-rpc) | "
-            f"{x['startup_ms_direct']['median']:.1f} ms "
-            f"({x['startup_ms_direct']['min']:.1f}–{x['startup_ms_direct']['max']:.1f}) |",
-            f"| attach 1024 null namespaces, one RPC each | "
-            f"{x['attach_1024_ns']['seconds'] * 1000:.0f} ms "
-            f"({x['attach_1024_ns']['per_rpc_us']:.0f} us/RPC, "
-            f"{x['attach_1024_ns']['namespaces']} attached) |"] + (
-        [f"| TCP 4K randread, 2 namespaces x QD32: 1 reactor (-m 0x1) -> 2 reactors (-m 0x3) | "
-         f"{x['scaling']['0x1']:,.0f} -> {x['scaling']['0x3']:,.0f} IOPS "
-         f"({x['scaling']['ratio']:.2f}x; the initiator shares core 1 with reactor 1) |"]
-        if "scaling" in x else [])
-
-
-# Issue #7's goals: (case, metric, bound per transport). "iops" is the
-# nvemu/SPDK IOPS ratio (at least), "lat" the average-latency ratio (at most).
-GOALS = [
-    ("randread-4k-qd32", "iops", {"TCP": 1.25, "VFIOUSER": 1.2}),
-    ("randread-4k-qd128", "iops", {"TCP": 1.25, "VFIOUSER": 1.2}),
-    ("randwrite-4k-qd32", "iops", {"TCP": 1.25, "VFIOUSER": 1.2}),
-    ("randread-4k-qd1", "lat", {"TCP": 0.9, "VFIOUSER": 0.9}),
-    ("read-128k-qd8", "iops", {"TCP": 1.0, "VFIOUSER": 1.0}),
-]
-
-
-def _goals_md(summary):
-    """The goal table, judged on SPDK perf as initiator (the issue's terms) and
-    shown for nvemu-perf too; each cell: median ratio (min-max over pairs)."""
-    inis = [i for i in ("spdk-perf", "nvemu-perf") if i in summary["initiators"]]
-    rows = {(r["initiator"], r["transport"], r["case"]): r for r in summary["matrix"]}
-    hdr = "| goal | transport | bound |" + "".join(f" {i} ratio | met? |" for i in inis)
-    lines = ["", "Goals (nvemu/SPDK, pairs of back-to-back runs):", "", hdr,
-             "|---|---|---|" + "---|---|" * len(inis)]
-    for case, metric, bounds in GOALS:
-        for tr, bound in bounds.items():
-            what = f"{case} {'avg latency' if metric == 'lat' else 'IOPS'}"
-            row = f"| {what} | {tr} | {'<=' if metric == 'lat' else '>='} {bound} |"
-            for ini in inis:
-                r = rows.get((ini, tr, case), {})
-                q = r.get("lat_ratio" if metric == "lat" else "ratio")
-                if not q:
-                    row += " – | – |"
-                    continue
-                ok = q["median"] <= bound if metric == "lat" else q["median"] >= bound
-                row += (f" {q['median']:.2f} ({q['min']:.2f}–{q['max']:.2f}) |"
-                        f" {'yes' if ok else 'no'} |")
-            lines.append(row)
-    x = summary.get("extras")
-    if x:
-        ok = x["idle_cpu_percent"] < 2.0
-        lines.append(f"| idle target CPU | both | < 2 % | {x['idle_cpu_percent']:.2f} % |"
-                     f" {'yes' if ok else 'no'} |" + " |  |" * (len(inis) - 1))
-    return lines
-
-
-def _ceiling_md(summary):
-    """vfio-user moves each I/O with one copy between the bdev and host memory:
-    nvemu's and SPDK's rates against one core's measured copy rate."""
-    x = summary.get("extras")
-    if not x:
-        return []
-    lines = ["", "vfio-user against the one-core copy ceiling (`nvemu-perf --memcpy-bench`):", "",
-             "| initiator | case | ceiling (copies/s) | nvemu | of ceiling | SPDK | of ceiling |",
-             "|---|---|---|---|---|---|---|"]
-    for r in summary["matrix"]:
-        if r["transport"] != "VFIOUSER" or r["case"].startswith("randread-4k-qd1"):
-            continue
-        key = "128k" if "128k" in r["case"] else "4k"
-        if "write" in r["case"] and "4k_write" in x["memcpy"]:
-            key = "4k_write"
-        cap = x["memcpy"][key]["copies_per_s"]
-        cells = []
-        for impl in ("nvemu", "spdk"):
-            v = r.get(impl, {}).get("iops")
-            cells += ([f"{v['median']:,.0f}", f"{v['median'] / cap:.0%}"] if v else ["–", "–"])
-        lines.append(f"| {r['initiator']} | {r['case']} | {cap:,.0f} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def _num(v, fmt):
-    return "–" if v != v else format(v, fmt)  # NaN: not reported
-
-
-def markdown(summary):
-    lines = []
-    have_spdk = summary["spdk_same_run"]
-    initiators = sorted({r["initiator"] for r in summary["matrix"]},
-                        key=lambda i: 0 if i == "nvemu-perf" else 1)
-    for ini in initiators:
-        rows = [r for r in summary["matrix"] if r["initiator"] == ini]
-        if len(initiators) > 1 or have_spdk:
-            lines += [f"Initiator: `{ini}` (core 1) against each target (core 0).", ""]
-        hdr = ("| transport | case | nvemu IOPS (median, min–max) | MiB/s | avg lat us | "
-               "p99 us |")
-        sep = "|---|---|---|---|---|---|"
-        if have_spdk:
-            hdr += (" SPDK IOPS (median, min–max) | SPDK avg lat us | SPDK p99 us | "
-                    "nvemu/SPDK IOPS (min–max) | target busy % (nvemu / SPDK) | "
-                    "others' CPU % max (nvemu / SPDK runs) |")
-            sep += "---|---|---|---|---|---|"
-        else:
-            hdr += " SPDK reference (not same-run) |"
-            sep += "---|"
-        lines += [hdr, sep]
-        for r in rows:
-            n = r.get("nvemu")
-            if n:
-                row = (f"| {r['transport']} | {r['case']} | {n['iops']['median']:,.0f} "
-                       f"({n['iops']['min']:,.0f}–{n['iops']['max']:,.0f}) | "
-                       f"{n['mibps']['median']:,.0f} | {n['lat_us']['median']:.2f} | "
-                       f"{_num(n['p99_us']['median'], '.2f')} |")
-            else:
-                row = f"| {r['transport']} | {r['case']} | – | – | – | – |"
-            if have_spdk and "spdk" in r:
-                sp = r["spdk"]
-                row += (f" {sp['iops']['median']:,.0f} ({sp['iops']['min']:,.0f}–"
-                        f"{sp['iops']['max']:,.0f}) | {sp['lat_us']['median']:.2f} | "
-                        f"{_num(sp['p99_us']['median'], '.2f')} |")
-                row += (f" {r['ratio']['median']:.2f} ({r['ratio']['min']:.2f}–"
-                        f"{r['ratio']['max']:.2f}) |" if "ratio" in r else " – |")
-            elif have_spdk:
-                row += " – | – | – | – |"
-            if have_spdk:
-                tb = [r[i]["target_busy_pct"]["median"] if i in r and "target_busy_pct" in r[i]
-                      else float("nan") for i in ("nvemu", "spdk")]
-                row += f" {_num(tb[0], '.0f')} / {_num(tb[1], '.0f')} |"
-                fc = [r[i]["foreign_cpu_pct"]["max"] if i in r and "foreign_cpu_pct" in r[i]
-                      else float("nan") for i in ("nvemu", "spdk")]
-                row += f" {_num(fc[0], '.0f')} / {_num(fc[1], '.0f')} |"
-            else:
-                ref = SPDK_REFERENCE.get((r["transport"], r["case"]), {})
-                parts = []
-                if "iops" in ref:
-                    parts.append(f"{ref['iops']:,.0f} IOPS")
-                if "lat_us" in ref:
-                    parts.append(f"{ref['lat_us']} us")
-                if "gbps" in ref:
-                    parts.append(f"{ref['gbps']} GB/s")
-                row += f" {', '.join(parts)} |"
-            lines.append(row)
-        lines.append("")
-    if summary.get("failures"):
-        lines += ["Failed runs (not in the medians above):", "",
-                  "| target | initiator | transport | case | rep | error |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {f['target']} | {f['initiator']} | {f['transport']} | {f['case']} | "
-                  f"{f['rep']} | {f['error'][:120]} |" for f in summary["failures"]]
-        lines.append("")
-    x = summary.get("extras")
-    if x:
-        lines += _extras_md(x)
-    if summary["spdk_same_run"]:
-        lines += _goals_md(summary)
-    lines += _ceiling_md(summary)
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def plot(summary, out_png, workdir):
-    """IOPS per case (median, min-max error bars) under the first initiator:
-    nvemu per transport, and SPDK's nvmf_tgt beside it when it ran."""
-    gp = shutil.which("gnuplot")
-    if not gp:
-        log("gnuplot not found (apt-get install gnuplot-nox): no plot")
-        return False
-    # SPDK perf when it ran: the issue's goals are stated in its terms.
-    inis = summary.get("initiators", ["nvemu-perf"])
-    ini = "spdk-perf" if "spdk-perf" in inis else inis[0]
-    series = [("nvemu", "TCP", "nvemu NVMe/TCP"), ("nvemu", "VFIOUSER", "nvemu vfio-user")]
-    if summary["spdk_same_run"]:
-        series = [("nvemu", "TCP", "nvemu NVMe/TCP"), ("spdk", "TCP", "SPDK NVMe/TCP"),
-                  ("nvemu", "VFIOUSER", "nvemu vfio-user"),
-                  ("spdk", "VFIOUSER", "SPDK vfio-user")]
-    ini_rows = [r for r in summary["matrix"] if r.get("initiator", ini) == ini]
-    # gnuplot refuses a histogram column with no valid point: drop empty series.
-    series = [x for x in series if any(r["transport"] == x[1] and x[0] in r for r in ini_rows)]
-    if not series:
-        return False
-    dat = os.path.join(workdir, "plot.dat")
-    with open(dat, "w") as f:
-        f.write("# case " + " ".join(f"{i}-{t} min max" for i, t, _ in series) + "\n")
-        for case in [c[0] for c in CASES]:
-            rows = {r["transport"]: r for r in summary["matrix"]
-                    if r["case"] == case and r.get("initiator", ini) == ini}
-            if not rows:
-                continue
-            cols = []
-            for impl, tr, _ in series:
-                v = rows.get(tr, {}).get(impl, {}).get("iops")
-                cols += ([v["median"] / 1e3, v["min"] / 1e3, v["max"] / 1e3] if v else
-                         ["NaN", "NaN", "NaN"])
-            f.write(case + " " + " ".join(str(c) for c in cols) + "\n")
-    plots = ", ".join(
-        (f"'{dat}'" if n == 0 else "''") +
-        f" using {2 + 3 * n}:{3 + 3 * n}:{4 + 3 * n}" + (":xtic(1)" if n == 0 else "") +
-        f" title '{title}'" for n, (_, _, title) in enumerate(series))
-    script = f"""
-set terminal pngcairo size 1100,560 noenhanced font ",10"
-set output '{out_png}'
-set title '{ini} on core 1, target on core 0 (median, error bars min-max)'
-set ylabel 'kIOPS'
-set style data histograms
-set style histogram errorbars gap 2 lw 1
-set style fill solid 0.7 border -1
-set key top right
-set grid ytics
-set yrange [0:*]
-plot {plots}
-"""
-    p = subprocess.run([gp], input=script, text=True, capture_output=True)
-    if p.returncode != 0 and "pngcairo" in p.stderr:
-        p = subprocess.run([gp], input=script.replace("pngcairo", "png"), text=True,
-                           capture_output=True)
-    if p.returncode != 0:
-        log("gnuplot failed:", p.stderr)
-        return False
-    return True
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True)
@@ -717,6 +478,17 @@ def main():
     want = os.environ.get("BENCH_CASES")
     cases = [c for c in CASES if not want or c[0] in want.split(",")]
     transports = os.environ.get("BENCH_TRANSPORTS", "TCP,VFIOUSER").split(",")
+    # The chain is NVMe/TCP end to end: it runs when TCP is among the transports.
+    chain_cases = [c for c in CHAIN_CASES
+                   if (not want or c[0] in want.split(",")) and "TCP" in transports]
+    rbd_cases = [c for c in RBD_CASES
+                 if (not want or c[0] in want.split(",")) and "TCP" in transports]
+    ceph_module = None
+    if rbd_cases:
+        ceph_module, why = ceph_cluster_module(os.path.dirname(HERE))
+        if not ceph_module:
+            log(f"skipping {', '.join(c[0] for c in rbd_cases)}: {why}")
+            rbd_cases = []
     do_extras = os.environ.get("BENCH_EXTRAS", "1") == "1"
     spdk_dir = os.environ.get("SPDK_DIR")
     if spdk_dir:
@@ -740,7 +512,29 @@ def main():
     work = tempfile.mkdtemp(prefix="nvemu-bench-")
     log(f"results: {out}")
     raw = {}  # (target, initiator, transport, case) -> [result], one per repetition
+    librbd = {}  # (case, rep) -> rbd bench IOPS straight on librbd
+    ceph = None
     failures = []
+
+    def record(impl, ini, tr, case, rep, r, foreign, loads, waited):
+        r["rep"] = rep
+        r["foreign_cpu_pct"] = foreign.pct()
+        r["target_busy_pct"] = loads[-1].pct()  # the target the initiator talks to
+        r["waited_for_quiet_s"] = waited
+        with open("/proc/loadavg") as f:  # how busy the machine was
+            r["loadavg_after"] = [float(x) for x in f.read().split()[:3]]
+        raw.setdefault((impl, ini, tr, case[0]), []).append(r)
+
+    def fail(impl, ini, tr, case, rep, base, e):
+        # One failed pairing (e.g. an initiator that loses a completion, or a
+        # target without bdev_nvme) must not throw away the rest of the matrix.
+        msg = str(e).strip().splitlines()
+        tail = [ln for ln in msg if ln.strip()][-1:] or ["?"]
+        failures.append({"target": impl, "initiator": ini, "transport": tr,
+                         "case": case[0], "rep": rep + 1, "error": tail[0]})
+        with open(os.path.join(out, base + ".error.txt"), "w") as f:
+            f.write(str(e))
+        log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} FAILED: {tail[0]}")
 
     def run_case(impl, tgt_bin, rep, case, tr):
         port = free_port()
@@ -754,7 +548,7 @@ def main():
         try:
             for ini in initiators:
                 base = f"{impl}-{ini}-{tr}-{case[0]}-rep{rep + 1}"
-                waited = wait_quiet(t.proc.pid, quiet_pct, quiet_wait)
+                waited = wait_quiet([t.proc.pid], quiet_pct, quiet_wait)
                 foreign = Foreign(t.proc.pid)
                 load = TargetLoad(t.rpc, seconds)
                 load.start()
@@ -768,31 +562,119 @@ def main():
                         with open(os.path.join(out, base + ".json"), "w") as f:
                             json.dump(r, f, indent=2)
                 except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    # One failed pairing (e.g. an initiator that loses a
-                    # completion) must not throw away the rest of the matrix.
-                    msg = str(e).strip().splitlines()
-                    tail = [ln for ln in msg if ln.strip()][-1:] or ["?"]
-                    failures.append({"target": impl, "initiator": ini, "transport": tr,
-                                     "case": case[0], "rep": rep + 1, "error": tail[0]})
                     load.pct()  # its next run must not share the RPC socket with it
-                    with open(os.path.join(out, base + ".error.txt"), "w") as f:
-                        f.write(str(e))
-                    log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} "
-                        f"FAILED: {tail[0]}")
+                    fail(impl, ini, tr, case, rep, base, e)
                     continue
-                r["rep"] = rep
-                r["foreign_cpu_pct"] = foreign.pct()
-                r["target_busy_pct"] = load.pct()
-                r["waited_for_quiet_s"] = waited
-                with open("/proc/loadavg") as f:  # how busy the machine was
-                    r["loadavg_after"] = [float(x) for x in f.read().split()[:3]]
-                raw.setdefault((impl, ini, tr, case[0]), []).append(r)
+                record(impl, ini, tr, case, rep, r, foreign, [load], waited)
                 log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} "
                     f"{r['iops']:12,.0f} IOPS {r['mibps']:9,.0f} MiB/s "
                     f"{r['lat_us']:8.2f} us  target busy {r['target_busy_pct']:3.0f} %  "
                     f"others {r['foreign_cpu_pct']:3.0f} %")
         finally:
             t.stop()
+
+    def measure(impl, ini, case, rep, port, nqn, targets):
+        """One initiator over NVMe/TCP against the last of TARGETS (fresh,
+        configured); records the result with each target's CPU (/proc/PID/stat)
+        and reactor busy share. A chain's two targets are A and B."""
+        base = f"{impl}-{ini}-TCP-{case[0]}-rep{rep + 1}"
+        pids = [t.proc.pid for t in targets]
+        waited = wait_quiet(pids, quiet_pct, quiet_wait)
+        foreign = Foreign(*pids)
+        loads = [TargetLoad(t.rpc, seconds) for t in targets]
+        cpu = ProcCpu(pids, seconds, os.sysconf("SC_CLK_TCK"))
+        for th in loads + [cpu]:
+            th.start()
+        try:
+            if ini == "nvemu-perf":
+                r = run_nvemu_perf(os.path.join(bin_dir, "nvemu-perf"), case, "TCP", port, None,
+                                   seconds, os.path.join(out, base + ".json"), nqn)
+            else:
+                r = run_spdk_perf(spdk_dir, case, "TCP", port, None, seconds,
+                                  os.path.join(out, base + ".txt"), nqn)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            for th in loads + [cpu]:
+                th.join()  # the next run must not share an RPC socket with it
+            fail(impl, ini, "TCP", case, rep, base, e)
+            return None
+        pct = cpu.result()
+        if len(targets) == 2:
+            r["cpu_a_pct"], r["cpu_b_pct"] = pct
+            r["busy_a_pct"] = loads[0].pct()
+        else:
+            r["cpu_pct"] = pct[0]
+        record(impl, ini, "TCP", case, rep, r, foreign, loads, waited)
+        if ini != "nvemu-perf":  # nvemu-perf wrote its own JSON there
+            with open(os.path.join(out, base + ".json"), "w") as f:
+                json.dump(r, f, indent=2)
+        cpus = " ".join(f"{p:3.0f}" for p in pct)
+        log(f"rep {rep + 1} {impl:5} <- {ini:10} TCP      {case[0]:18} "
+            f"{r['iops']:12,.0f} IOPS {r['lat_us']:8.2f} us  target CPU % {cpus}  "
+            f"busy {r['target_busy_pct']:3.0f} %  others {r['foreign_cpu_pct']:3.0f} %")
+        return r
+
+    def start_targets(impl, tgt_bin, n):
+        """N fresh targets on core 0, initialised (--wait-for-rpc, then
+        framework_start_init, as run_case does)."""
+        env = spdk_env(spdk_dir) if impl == "spdk" else None
+        extra = ["--wait-for-rpc"] + (SPDK_SHARED_CORE_ARGS if impl == "spdk" else [])
+        targets = []
+        try:
+            for _ in range(n):
+                t = Target(tgt_bin, work, kind=impl, extra=extra, env=env)
+                targets.append(t)
+                t.rpc.call("framework_start_init")
+                if impl == "spdk":
+                    t.rpc.call("framework_wait_init")
+        except BaseException:
+            for t in targets:
+                t.stop()
+            raise
+        return targets
+
+    def set_up_failed(impl, case, rep, e, targets):
+        for ini in initiators:
+            fail(impl, ini, "TCP", case, rep, f"{impl}-{ini}-TCP-{case[0]}-rep{rep + 1}", e)
+        for t in reversed(targets):
+            t.stop()
+
+    def run_chain_case(impl, tgt_bin, rep, case):
+        """Fresh targets A and B (both -m 0x1), B attaching A's namespace; each
+        initiator runs against B."""
+        targets = []
+        try:
+            targets = start_targets(impl, tgt_bin, 2)
+            a, b = targets
+            port_a = free_port()
+            a.configure(port_a, None)
+            port_b = free_port()  # asked once A listens: it cannot be A's port
+            configure_b(b.rpc.call, port_a, port_b)
+        except (RuntimeError, OSError) as e:
+            set_up_failed(impl, case, rep, e, targets)
+            return
+        try:
+            for ini in initiators:
+                measure(impl, ini, case, rep, port_b, NQN_B, [a, b])
+        finally:
+            b.stop()  # B first: its controller to A goes away before A does
+            a.stop()
+
+    def run_rbd_case(impl, tgt_bin, rep, case, ceph):
+        """A fresh target exporting the cluster's image (bdev_rbd) over NVMe/TCP."""
+        targets = []
+        try:
+            targets = start_targets(impl, tgt_bin, 1)
+            port = free_port()
+            configure_rbd(targets[0].rpc.call, ceph, port, NQN)
+        except (RuntimeError, OSError) as e:
+            set_up_failed(impl, case, rep, e, targets)
+            return
+        try:
+            for ini in initiators:
+                measure(impl, ini, case, rep, port, NQN, targets)
+        finally:
+            targets[0].stop()
+
     try:
         # Interleaved as finely as a target restart allows: for every case and
         # transport, a fresh nvemu target and a fresh SPDK target run back to
@@ -811,33 +693,68 @@ def main():
                     pair += 1
                     for impl, tgt_bin in impls:
                         run_case(impl, tgt_bin, rep, case, tr)
+            for case in chain_cases:
+                impls = [("nvemu", os.path.join(bin_dir, "nvemu-tgt"))]
+                if spdk_dir:
+                    impls.append(("spdk", spdk_tgt))
+                    if pair % 2:
+                        impls.reverse()
+                pair += 1
+                for impl, tgt_bin in impls:
+                    run_chain_case(impl, tgt_bin, rep, case)
+            for case in rbd_cases:
+                if ceph is None:
+                    log("starting a single-node Ceph cluster (tests/system/ceph_cluster.py)")
+                    ceph = start_cluster(ceph_module)
+                librbd[(case[0], rep)] = rbd_bench(ceph, case, seconds)
+                log(f"rep {rep + 1} rbd bench (librbd)        {case[0]:18} "
+                    f"{librbd[(case[0], rep)]:12,.0f} IOPS")
+                impls = [("nvemu", os.path.join(bin_dir, "nvemu-tgt"))]
+                if spdk_dir:
+                    impls.append(("spdk", spdk_tgt))
+                    if pair % 2:
+                        impls.reverse()
+                pair += 1
+                for impl, tgt_bin in impls:
+                    run_rbd_case(impl, tgt_bin, rep, case, ceph)
+        if ceph is not None:
+            ceph.stop()
+            ceph = None
         summary = {"machine": machine(), "seconds": seconds, "reps": reps, "stamp": stamp,
                    "command": "bench/run.sh", "env": {k: v for k, v in os.environ.items()
                                                       if k.startswith("BENCH_") or k == "SPDK_DIR"},
                    "spdk_same_run": bool(spdk_dir), "initiators": initiators,
                    "failures": failures, "matrix": []}
         keys = ("iops", "mibps", "lat_us", "p99_us")
+        combos = [(c, tr) for c in cases for tr in transports] + [
+            (c, "TCP") for c in chain_cases + rbd_cases]
         for ini in initiators:
-            for case in cases:
-                for tr in transports:
-                    rs = raw.get(("nvemu", ini, tr, case[0]))
-                    ss = raw.get(("spdk", ini, tr, case[0]))
-                    if not rs and not ss:
-                        continue
-                    row = {"initiator": ini, "transport": tr, "case": case[0]}
-                    if rs:
-                        row["nvemu"] = {k: spread([r[k] for r in rs])
-                                        for k in keys + ("foreign_cpu_pct", "target_busy_pct")}
-                    if ss:
-                        row["spdk"] = {k: spread([r[k] for r in ss])
-                                       for k in keys + ("foreign_cpu_pct", "target_busy_pct")}
-                    if rs and ss:
-                        # Ratios of same-repetition pairs (the two targets ran back to back).
-                        by_rep = {s["rep"]: s for s in ss}
-                        pairs = [(n, by_rep[n["rep"]]) for n in rs if n["rep"] in by_rep]
-                        row["ratio"] = spread([n["iops"] / s["iops"] for n, s in pairs])
-                        row["lat_ratio"] = spread([n["lat_us"] / s["lat_us"] for n, s in pairs])
-                    summary["matrix"].append(row)
+            for case, tr in combos:
+                rs = raw.get(("nvemu", ini, tr, case[0]))
+                ss = raw.get(("spdk", ini, tr, case[0]))
+                if not rs and not ss:
+                    continue
+                row = {"initiator": ini, "transport": tr, "case": case[0]}
+                more = ("foreign_cpu_pct", "target_busy_pct")
+                if case in chain_cases:
+                    more += ("cpu_a_pct", "cpu_b_pct", "busy_a_pct")
+                if case in rbd_cases:
+                    more += ("cpu_pct", "of_librbd")
+                    for r in (rs or []) + (ss or []):
+                        r["of_librbd"] = r["iops"] / librbd[(case[0], r["rep"])]
+                    row["librbd_iops"] = spread([v for (c, _), v in librbd.items()
+                                                 if c == case[0]])
+                if rs:
+                    row["nvemu"] = {k: spread([r[k] for r in rs]) for k in keys + more}
+                if ss:
+                    row["spdk"] = {k: spread([r[k] for r in ss]) for k in keys + more}
+                if rs and ss:
+                    # Ratios of same-repetition pairs (the two targets ran back to back).
+                    by_rep = {s["rep"]: s for s in ss}
+                    pairs = [(n, by_rep[n["rep"]]) for n in rs if n["rep"] in by_rep]
+                    row["ratio"] = spread([n["iops"] / s["iops"] for n, s in pairs])
+                    row["lat_ratio"] = spread([n["lat_us"] / s["lat_us"] for n, s in pairs])
+                summary["matrix"].append(row)
         if do_extras:
             summary["extras"] = extras(bin_dir, work, reps, out)
         md = markdown(summary)
@@ -850,6 +767,8 @@ def main():
             shutil.copy(os.path.join(out, "plot.png"), os.path.join(RESULTS, "plot.png"))
         print(md)
     finally:
+        if ceph is not None:
+            ceph.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
