@@ -49,6 +49,12 @@ class TcpProxy:
         """The path fails: the port stops listening and every connection
         through it is reset, as when a link or a switch port goes down."""
         if self._listener:
+            # shutdown() wakes the thread blocked in accept(); close() alone
+            # would leave the port listening until that accept returned.
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         with self._lock:
