@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "bdev/nvme/path.h"
+#include "common/iov_copy.h"
 #include "host/tcp/host.h"
 
 namespace nvemu::bdev::nvme {
@@ -93,7 +94,7 @@ class TcpQpair final : public IoQpair {
     b->iovcnt = iovcnt;
     b->len = len;
     b->read = opc == 0x02;
-    if (!b->read) copy(iovs, iovcnt, b->data.data(), len, true);
+    if (!b->read) iov_copy(iovs, iovcnt, b->data.data(), len, true);
     if (!q.submit(s, b->data.data(), len, dir, &TcpQpair::bounce_done, b)) {
       b->busy = false;
       return false;
@@ -117,17 +118,6 @@ class TcpQpair final : public IoQpair {
     int iovcnt = 0;
     uint32_t len = 0;
   };
-  static void copy(const struct iovec* iovs, int iovcnt, uint8_t* flat, uint32_t len, bool gather) {
-    uint32_t done = 0;
-    for (int i = 0; i < iovcnt && done < len; ++i) {
-      size_t k = std::min<size_t>(iovs[i].iov_len, len - done);
-      if (gather)
-        std::memcpy(flat + done, iovs[i].iov_base, k);
-      else
-        std::memcpy(iovs[i].iov_base, flat + done, k);
-      done += static_cast<uint32_t>(k);
-    }
-  }
   Bounce* take_bounce(uint32_t len) {
     for (auto& b : bounce_) {
       if (b.busy) continue;
@@ -141,7 +131,8 @@ class TcpQpair final : public IoQpair {
   }
   static void bounce_done(void* p, const n::Cqe& cqe) {
     auto* b = static_cast<Bounce*>(p);
-    if (b->read && (cqe.status >> 1) == 0) copy(b->iovs, b->iovcnt, b->data.data(), b->len, false);
+    if (b->read && (cqe.status >> 1) == 0)
+      iov_copy(b->iovs, b->iovcnt, b->data.data(), b->len, false);
     b->busy = false;
     b->cb(b->ctx, cqe);
   }

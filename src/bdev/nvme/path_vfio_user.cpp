@@ -12,6 +12,7 @@
 #include <map>
 
 #include "bdev/nvme/path.h"
+#include "common/iov_copy.h"
 #include "host/vfio_user/device.h"
 
 namespace nvemu::bdev::nvme {
@@ -57,7 +58,7 @@ class VfioQpair final : public IoQpair {
       c.cdw12 = nlb - 1;
       if (!dev_->build_prps(qid_, cid, &c, buf, len)) return false;
     }
-    if (opc == 0x01) copy(iovs, iovcnt, buf, len, true);
+    if (opc == 0x01) iov_copy(iovs, iovcnt, buf, len, true);
     if (dev_->submit(qid_, c) < 0) return false;
     free_.pop_back();
     s = {true, opc == 0x02, iovs, iovcnt, len, cb, ctx};
@@ -96,24 +97,13 @@ class VfioQpair final : public IoQpair {
     IoCallback cb = nullptr;
     void* ctx = nullptr;
   };
-  static void copy(const struct iovec* iovs, int iovcnt, uint8_t* flat, uint32_t len, bool gather) {
-    uint32_t done = 0;
-    for (int i = 0; i < iovcnt && done < len; ++i) {
-      size_t k = std::min<size_t>(iovs[i].iov_len, len - done);
-      if (gather)
-        std::memcpy(flat + done, iovs[i].iov_base, k);
-      else
-        std::memcpy(iovs[i].iov_base, flat + done, k);
-      done += static_cast<uint32_t>(k);
-    }
-  }
   void finish(uint16_t cid, const n::Cqe& cqe) {
     Slot s = slots_[cid];
     slots_[cid].busy = false;
     free_.push_back(cid);
     --outstanding_;
     if (s.read && (cqe.status >> 1) == 0)
-      copy(s.iovs, s.iovcnt, slots_mem_ + size_t{cid} * kSlotBytes, s.len, false);
+      iov_copy(s.iovs, s.iovcnt, slots_mem_ + size_t{cid} * kSlotBytes, s.len, false);
     s.cb(s.ctx, cqe);
   }
   // What the controller will never answer now completes as aborted.
