@@ -13,9 +13,9 @@
 
 #include "bdev/bdev.h"
 #include "bdev/rbd/cluster.h"
-#include "reactor/offload.h"
 #include "bdev/rbd/rbd.h"
 #include "common/log.h"
+#include "reactor/offload.h"
 #include "rpc/registry.h"
 
 namespace nvemu::bdev::rbd {
