@@ -129,6 +129,6 @@ def run_unittest_main():
     prog = unittest.main(exit=False, verbosity=2)
     r = prog.result
     failed = len(r.failures) + len(r.errors)
-    print(f"{r.testsRun - failed - len(r.skipped)} passed, {failed} failed, "
+    print(f"{max(0, r.testsRun - failed - len(r.skipped))} passed, {failed} failed, "
           f"{len(r.skipped)} skipped")
     raise SystemExit(1 if failed or r.skipped else 0)
