@@ -539,7 +539,8 @@ def main():
     def run_case(impl, tgt_bin, rep, case, tr):
         port = free_port()
         env = spdk_env(spdk_dir) if impl == "spdk" else None
-        t = Target(tgt_bin, work, kind=impl, extra=["--wait-for-rpc"], env=env)
+        extra = ["--wait-for-rpc"] + (SPDK_SHARED_CORE_ARGS if impl == "spdk" else [])
+        t = Target(tgt_bin, work, kind=impl, extra=extra, env=env)
         t.rpc.call("framework_start_init")
         if impl == "spdk":
             t.rpc.call("framework_wait_init")

@@ -23,7 +23,8 @@ CHAIN_CASES = [  # name, pattern, io size, queue depth
 # Issue #15: nvemu's chain at least as fast as SPDK's at QD32.
 CHAIN_GOAL = 1.0
 # SPDK claims each core of its mask with a lock file (/var/tmp/spdk_cpu_lock_*):
-# the second nvmf_tgt on core 0 would refuse to start without this.
+# the chain's second nvmf_tgt on core 0 would refuse to start without this,
+# and so would any of the bench's while another SPDK app holds core 0.
 SPDK_SHARED_CORE_ARGS = ["--disable-cpumask-locks"]
 
 
