@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/log.h"
 #include "nvme/identify.h"
 
 namespace nvemu::bdev::nvme {
@@ -61,10 +62,21 @@ void parse_identify_ctrlr(const void* buf4k, CtrlrInfo* info) {
 bool parse_identify_ns(const void* buf4k, uint32_t nsid, NsInfo* out) {
   const auto* ns = static_cast<const ::nvemu::nvme::IdentifyNamespace*>(buf4k);
   if (ns->nsze == 0) return false;  // inactive: Identify returns zeroes
+  const auto& lbaf = ns->lbaf[ns->flbas & 0x0f];
+  // The remote's Identify is input like any other. A data size outside
+  // 512 B..64 KiB, a capacity whose bytes overflow 64 bits, or metadata with
+  // each block (nvemu's bdevs carry none) is not a namespace this bdev can
+  // serve: it is left out, with a warning.
+  if (lbaf.lbads < 9 || lbaf.lbads > 16 || ns->nsze > (UINT64_MAX >> lbaf.lbads) || lbaf.ms != 0) {
+    LOG_WARN("bdev_nvme",
+             "namespace {} left out: LBA format {} (data 2^{} bytes, {} metadata bytes), "
+             "{} blocks; use a format with 512 B..64 KiB blocks and no metadata",
+             nsid, ns->flbas & 0x0f, lbaf.lbads, lbaf.ms, static_cast<uint64_t>(ns->nsze));
+    return false;
+  }
   out->nsid = nsid;
   out->num_blocks = ns->nsze;
-  uint8_t fmt = ns->flbas & 0x0f;
-  out->block_size = 1u << ns->lbaf[fmt].lbads;
+  out->block_size = 1u << lbaf.lbads;
   out->can_share = ns->nmic & 1;
   return true;
 }
