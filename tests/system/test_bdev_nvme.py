@@ -786,6 +786,30 @@ class BdevNvmeTest(unittest.TestCase):
         finally:
             c.stop()
 
+    def test_17_write_zeroes_and_deallocate_pass_through(self):
+        self.b.result("bdev_nvme_attach_controller", attach_params("Nvme0", self.port_a))
+        port_b = self.reexport("Nvme0n1")
+        b = self.b.result("bdev_get_bdevs", {"name": "Nvme0n1"})[0]
+        self.assertTrue(b["supported_io_types"]["write_zeroes"], b["supported_io_types"])
+        self.assertTrue(b["supported_io_types"]["unmap"], b["supported_io_types"])
+        r = write_verify(port_b, NQN_B, 1000, 64, 17)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        before = self.a.result("bdev_get_iostat", {"name": "Malloc0"})["bdevs"][0]
+        r = host(tcp_trid(port_b, NQN_B), "write-zeroes", "--nsid", "1", "--lba", "1000",
+                 "--blocks", "16")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = host(tcp_trid(port_b, NQN_B), "deallocate", "--nsid", "1", "--lba", "1032",
+                 "--blocks", "32")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        after = self.a.result("bdev_get_iostat", {"name": "Malloc0"})["bdevs"][0]
+        # Each reached A as the command it was, not as written data.
+        self.assertEqual(after["num_write_zeroes_ops"] - before["num_write_zeroes_ops"], 1)
+        self.assertEqual(after["num_unmap_ops"] - before["num_unmap_ops"], 1)
+        self.assertEqual(after["bytes_written"], before["bytes_written"])
+        data = read_blocks(self.port_a, NQN_A, 1000, 32)
+        self.assertEqual(data[:16 * 512], bytes(16 * 512))
+        self.assertEqual(data[16 * 512:], pattern(17, 1016 * 512, 16 * 512))
+
 
 if __name__ == "__main__":
     harness.run_unittest_main()

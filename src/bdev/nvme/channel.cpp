@@ -87,11 +87,32 @@ void ReactorPath::complete(Io* io, IoStatus s) {
 bool ReactorPath::try_submit(Io* io) {
   if (!qp_) return false;
   BdevIo* b = io->io;
-  uint8_t opc = b->type == IoType::kRead ? 0x02 : b->type == IoType::kWrite ? 0x01 : 0x00;
-  uint32_t bs = io->ch->bdev().block_size();
-  uint32_t len = b->type == IoType::kFlush ? 0 : static_cast<uint32_t>(b->num_blocks * bs);
-  return qp_->submit(opc, io->nsid, b->offset_blocks, static_cast<uint32_t>(b->num_blocks), b->iovs,
-                     b->iovcnt, len, &ReactorPath::done, io);
+  const struct iovec* iovs = b->iovs;
+  int iovcnt = b->iovcnt;
+  uint32_t len = 0;
+  uint8_t opc = n::nvm_opc::kFlush;
+  switch (b->type) {
+    case IoType::kRead:
+    case IoType::kWrite:
+      opc = b->type == IoType::kRead ? n::nvm_opc::kRead : n::nvm_opc::kWrite;
+      len = static_cast<uint32_t>(b->num_blocks * io->ch->bdev().block_size());
+      break;
+    case IoType::kFlush:
+      break;
+    case IoType::kWriteZeroes:
+      opc = n::nvm_opc::kWriteZeroes;
+      break;
+    case IoType::kUnmap:
+      opc = n::nvm_opc::kDatasetManagement;
+      io->range = {0, static_cast<uint32_t>(b->num_blocks), b->offset_blocks};
+      io->range_iov = {&io->range, sizeof io->range};
+      iovs = &io->range_iov;
+      iovcnt = 1;
+      len = sizeof io->range;
+      break;
+  }
+  return qp_->submit(opc, io->nsid, b->offset_blocks, static_cast<uint32_t>(b->num_blocks), iovs,
+                     iovcnt, len, &ReactorPath::done, io);
 }
 
 void ReactorPath::submit(NsChannel* ch, uint32_t nsid, BdevIo* bio) {
@@ -103,7 +124,9 @@ void ReactorPath::submit(NsChannel* ch, uint32_t nsid, BdevIo* bio) {
     complete(io, IoStatus::kError);
     return;
   }
-  if (bio->type != IoType::kRead && bio->type != IoType::kWrite && bio->type != IoType::kFlush) {
+  // One command each: Write Zeroes counts blocks in 16 bits, a DSM range in 32.
+  if ((bio->type == IoType::kWriteZeroes && bio->num_blocks > (1u << 16)) ||
+      (bio->type == IoType::kUnmap && bio->num_blocks > UINT32_MAX)) {
     complete(io, IoStatus::kError);
     return;
   }

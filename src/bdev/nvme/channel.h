@@ -12,6 +12,7 @@
 
 #include "bdev/bdev.h"
 #include "bdev/nvme/path.h"
+#include "nvme/nvm.h"
 #include "reactor/reactor.h"
 
 namespace nvemu::bdev::nvme {
@@ -59,6 +60,9 @@ class ReactorPath {
     BdevIo* io = nullptr;
     uint32_t nsid = 0;
     Io* next = nullptr;
+    // A deallocate's one Dataset Management range, sent as its data.
+    ::nvemu::nvme::DsmRange range{};
+    struct iovec range_iov {};
   };
   Io* get_io();
   void put_io(Io* io);

@@ -11,13 +11,25 @@ NsBdev::NsBdev(const std::string& ctrlr_name, const NsInfo& ns, std::weak_ptr<Ct
     : Bdev(fmt::format("{}n{}", ctrlr_name, ns.nsid), "NVMe disk", ns.block_size, ns.num_blocks),
       nsid_(ns.nsid),
       can_share_(ns.can_share),
+      oncs_(0),
       ctrlr_(std::move(ctrlr)),
       paths_(std::move(paths)) {
   if (!ns.uuid.empty()) set_uuid(ns.uuid);
+  if (auto c = ctrlr_.lock()) oncs_ = c->info().oncs;
 }
 
 bool NsBdev::supports(IoType type) const {
-  return type == IoType::kRead || type == IoType::kWrite || type == IoType::kFlush;
+  switch (type) {
+    case IoType::kRead:
+    case IoType::kWrite:
+    case IoType::kFlush:
+      return true;
+    case IoType::kUnmap:
+      return oncs_ & (1u << 2);  // Dataset Management
+    case IoType::kWriteZeroes:
+      return oncs_ & (1u << 3);
+  }
+  return false;
 }
 
 std::unique_ptr<Channel> NsBdev::open_channel() {

@@ -29,6 +29,7 @@ class NsBdev final : public Bdev {
  private:
   uint32_t nsid_;
   bool can_share_;
+  uint16_t oncs_;  // the remote controller's optional NVM commands
   std::weak_ptr<Ctrlr> ctrlr_;
   std::vector<std::shared_ptr<ReactorPath>> paths_;  // by reactor index
 };

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "nvme/identify.h"
+#include "nvme/nvm.h"
 
 namespace nvemu::bdev::nvme {
 namespace {
@@ -47,6 +48,7 @@ void parse_identify_ctrlr(const void* buf4k, CtrlrInfo* info) {
   info->cntlid = id->cntlid;
   info->vid = id->vid;
   info->oacs = id->oacs;
+  info->oncs = id->oncs;
   info->cmic = id->cmic;
   info->ver = id->ver;
   info->kas_ms = id->kas * 100u;
@@ -98,6 +100,24 @@ std::string parse_ns_uuid(const void* buf4k) {
     off += 4 + len;
   }
   return "";
+}
+
+void set_io_dwords(::nvemu::nvme::Sqe* s, uint8_t opc, uint64_t slba, uint32_t nlb) {
+  namespace n = ::nvemu::nvme;
+  if (opc == n::nvm_opc::kFlush) return;
+  if (opc == n::nvm_opc::kDatasetManagement) {
+    s->cdw10 = 0;  // NR: one range (0's based)
+    s->cdw11 = n::dsm::kAd;
+    return;
+  }
+  s->cdw10 = static_cast<uint32_t>(slba);
+  s->cdw11 = static_cast<uint32_t>(slba >> 32);
+  s->cdw12 = nlb - 1;
+}
+
+bool data_to_controller(uint8_t opc) {
+  namespace n = ::nvemu::nvme;
+  return opc == n::nvm_opc::kWrite || opc == n::nvm_opc::kDatasetManagement;
 }
 
 std::unique_ptr<AdminPath> connect_path(const Trid& trid, const PathOptions& opts,

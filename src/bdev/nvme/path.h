@@ -56,6 +56,7 @@ struct NsInfo {
 
 struct CtrlrInfo {
   uint16_t cntlid = 0, vid = 0, oacs = 0;
+  uint16_t oncs = 0;  // optional NVM commands: bit 2 Dataset Management, bit 3 Write Zeroes
   uint8_t cmic = 0;
   uint32_t ver = 0, kas_ms = 0, max_xfer = 128 * 1024;
   uint16_t io_depth = 128;
@@ -70,8 +71,9 @@ using IoCallback = void (*)(void* ctx, const ::nvemu::nvme::Cqe& cqe);
 class IoQpair {
  public:
   virtual ~IoQpair() = default;
-  // Read (opc 02h) / write (01h) / flush (00h) of nlb blocks with the data in
-  // iovs (total len). False when no slot is free right now.
+  // Read (opc 02h) / write (01h) / flush (00h) / write zeroes (08h) of nlb
+  // blocks with the data in iovs (total len), or a deallocate (DSM, 09h)
+  // whose iovs hold its one 16-byte range. False when no slot is free now.
   virtual bool submit(uint8_t opc, uint32_t nsid, uint64_t slba, uint32_t nlb,
                       const struct iovec* iovs, int iovcnt, uint32_t len, IoCallback cb,
                       void* ctx) = 0;
@@ -119,6 +121,13 @@ std::unique_ptr<AdminPath> connect_tcp(const Trid& trid, const PathOptions& opts
                                        std::string* error, int* err_no);
 std::unique_ptr<AdminPath> connect_vfio_user(const Trid& trid, const PathOptions& opts,
                                              std::string* error, int* err_no);
+
+// The command dwords of an I/O command for both transports: the LBA range in
+// CDW10-12, except Dataset Management, whose one range (deallocate) travels
+// as its 16 bytes of data.
+void set_io_dwords(::nvemu::nvme::Sqe* s, uint8_t opc, uint64_t slba, uint32_t nlb);
+// Whether the command's data goes to the controller (write, the DSM range).
+bool data_to_controller(uint8_t opc);
 
 // Identify Controller / Namespace parsing shared by both transports.
 void parse_identify_ctrlr(const void* buf4k, CtrlrInfo* info);

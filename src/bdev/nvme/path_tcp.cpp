@@ -68,21 +68,18 @@ class TcpQpair final : public IoQpair {
     n::Sqe s{};
     s.opc = opc;
     s.nsid = nsid;
-    Dir dir = Dir::kNone;
+    set_io_dwords(&s, opc, slba, nlb);
+    Dir dir = !len                      ? Dir::kNone
+              : data_to_controller(opc) ? Dir::kToController
+                                        : Dir::kFromController;
     void* buf = nullptr;
-    if (opc != 0x00) {
-      s.cdw10 = static_cast<uint32_t>(slba);
-      s.cdw11 = static_cast<uint32_t>(slba >> 32);
-      s.cdw12 = nlb - 1;
-      dir = opc == 0x01 ? Dir::kToController : Dir::kFromController;
-    }
     if (len && iovcnt == 1 && iovs[0].iov_len >= len) {
       buf = iovs[0].iov_base;
       return q.submit(s, buf, len, dir, cb, ctx);
     }
     if (!len) return q.submit(s, nullptr, 0, dir, cb, ctx);
     // A scattered write goes out from where its pieces lie.
-    if (opc == 0x01 && iovcnt <= host::tcp::Queue::kMaxIov)
+    if (dir == Dir::kToController && iovcnt <= host::tcp::Queue::kMaxIov)
       return q.submit_iov(s, iovs, iovcnt, len, cb, ctx);
     // A scattered read (the receive side takes one buffer), or a write in
     // too many pieces: a bounce slot holds the data and the completion.

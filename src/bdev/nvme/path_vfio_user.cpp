@@ -52,13 +52,9 @@ class VfioQpair final : public IoQpair {
     c.opc = opc;
     c.nsid = nsid;
     c.cid = cid;
-    if (opc != 0x00) {
-      c.cdw10 = static_cast<uint32_t>(slba);
-      c.cdw11 = static_cast<uint32_t>(slba >> 32);
-      c.cdw12 = nlb - 1;
-      if (!dev_->build_prps(qid_, cid, &c, buf, len)) return false;
-    }
-    if (opc == 0x01) iov_copy(iovs, iovcnt, buf, len, true);
+    set_io_dwords(&c, opc, slba, nlb);
+    if (len && !dev_->build_prps(qid_, cid, &c, buf, len)) return false;
+    if (len && data_to_controller(opc)) iov_copy(iovs, iovcnt, buf, len, true);
     if (dev_->submit(qid_, c) < 0) return false;
     free_.pop_back();
     s = {true, opc == 0x02, iovs, iovcnt, len, cb, ctx};
