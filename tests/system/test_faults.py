@@ -291,5 +291,89 @@ class FaultTest(unittest.TestCase):
         self.assertEqual(self.t.result("nvmf_fault_list"), [])
 
 
+class DocaFaultTest(unittest.TestCase):
+    """PCIe functions (DOCA over vfio-user) held by nvemu's own host driver."""
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.doca_dir = tempfile.mkdtemp(prefix="nvemu-doca-")
+        cls.t = Target(("-m", "0x1"), env={"NVEMU_DOCA_DIR": cls.doca_dir})
+        cls.t.result("bdev_malloc_create", {"name": "M0", "num_blocks": 4096, "block_size": BS})
+        cls.t.result("nvmf_create_transport", {"trtype": "DOCA"})
+        cls.t.result("nvmf_create_subsystem", {"nqn": NQN, "allow_any_host": True})
+        cls.t.result("nvmf_subsystem_add_ns", {"nqn": NQN, "namespace": {"bdev_name": "M0"}})
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        cls.t.stop()
+        shutil.rmtree(cls.doca_dir, ignore_errors=True)
+
+    def plug_and_hold(self):
+        import subprocess
+        from harness import BIN_DIR
+        vuid = self.t.result("nvmf_doca_create_function", {"dev_name": "nvemu0"})
+        self.t.result("nvmf_subsystem_add_listener", {"nqn": NQN, "listen_address": {
+            "trtype": "DOCA", "traddr": vuid}})
+        trid = f"trtype:VFIOUSER traddr:{self.doca_dir}/{vuid}"
+        holder = subprocess.Popen([os.path.join(BIN_DIR, "nvemu-host"), "-r", trid, "hold",
+                                   "--seconds", "30"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        self.assertIn('"held":true', holder.stdout.readline())
+        fn = [f for f in self.t.result("nvmf_doca_list_functions", {"dev_name": "nvemu0"})
+              if f["vuid"] == vuid][0]
+        self.assertEqual(fn["state"], "enabled")
+        return vuid, holder, fn
+
+    def test_surprise_remove(self):
+        vuid, holder, _ = self.plug_and_hold()
+        fid = self.t.result("nvmf_fault_inject", {"nqn": NQN, "action": "surprise_remove",
+                                                  "vuid": vuid})
+        _, err = holder.communicate(timeout=10)
+        self.assertEqual(holder.returncode, 1)
+        self.assertIn("went away", err)
+        self.assertEqual(self.t.result("nvmf_subsystem_get_listeners", {"nqn": NQN}), [])
+        fn = [f for f in self.t.result("nvmf_doca_list_functions", {"dev_name": "nvemu0"})
+              if f["vuid"] == vuid][0]
+        self.assertEqual(fn["state"], "created")
+        self.assertEqual(self.t.result("nvmf_fault_list")[0]["hits"], 1)
+        self.t.result("nvmf_fault_clear", {"id": fid})
+        self.assertTrue(self.t.result("nvmf_doca_destroy_function",
+                                      {"dev_name": "nvemu0", "vuid": vuid}))
+
+    def test_drop_connection_closes_the_client_socket(self):
+        vuid, holder, fn = self.plug_and_hold()
+        try:
+            self.t.result("nvmf_fault_inject", {"nqn": NQN, "action": "drop_connection",
+                                                "cntlid": fn["cntlid"]})
+            _, err = holder.communicate(timeout=10)
+            self.assertEqual(holder.returncode, 1, err)
+            self.assertTrue(wait_for(lambda: [
+                f for f in self.t.result("nvmf_doca_list_functions", {"dev_name": "nvemu0"})
+                if f["vuid"] == vuid][0]["state"] == "listening"))
+        finally:
+            self.release(holder, vuid)
+
+    def release(self, holder, vuid):
+        if holder.poll() is None:
+            holder.kill()
+        holder.communicate()
+        self.t.result("nvmf_fault_clear")
+        self.t.result("nvmf_subsystem_remove_listener", {"nqn": NQN, "listen_address": {
+            "trtype": "DOCA", "traddr": vuid}})
+        self.t.result("nvmf_doca_destroy_function", {"dev_name": "nvemu0", "vuid": vuid})
+
+    def test_cfs_on_a_pcie_function(self):
+        vuid, holder, fn = self.plug_and_hold()
+        try:
+            self.t.result("nvmf_fault_inject", {"nqn": NQN, "action": "cfs"})
+            _, err = holder.communicate(timeout=10)
+            self.assertEqual(holder.returncode, 1, err)
+            self.assertIn("CSTS.CFS=1", err)
+        finally:
+            self.release(holder, vuid)
+
+
 if __name__ == "__main__":
     run_unittest_main()
