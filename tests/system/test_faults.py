@@ -16,6 +16,14 @@ NQN = "nqn.2016-06.io.spdk:faults"
 BS = 512
 
 
+def stop_clean(t):
+    """Stops the target; a non-zero exit (a crash, a sanitizer report) fails."""
+    t.interrupt()
+    log = t.output()
+    rc = t.stop()
+    assert rc == 0, f"nvemu-tgt exited {rc} (a sanitizer report?):\n{log[-4000:]}"
+
+
 def wait_for(pred, timeout=5.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -40,7 +48,7 @@ class FaultTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.t.stop()
+        stop_clean(cls.t)
 
     def setUp(self):
         self.queues = []
@@ -307,7 +315,7 @@ class DocaFaultTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         import shutil
-        cls.t.stop()
+        stop_clean(cls.t)
         shutil.rmtree(cls.doca_dir, ignore_errors=True)
 
     def plug_and_hold(self):
