@@ -72,6 +72,16 @@ class PcieCtrl final : public HostCtrl {
 
   uint32_t max_transfer() const override { return kBounce; }
 
+  // A register read is a message on the socket: it fails when the function
+  // went away; CSTS.CFS says the controller failed.
+  std::string tick() override {
+    uint32_t csts = 0;
+    std::string err;
+    if (!dev_->region_read(0 /* BAR0 */, 0x1c, &csts, 4, &err)) return "CSTS read: " + err;
+    if (csts & 0x2) return "CSTS.CFS=1 (controller fatal status)";
+    return "";
+  }
+
   void close() override {
     if (!dev_) return;
     std::string err;

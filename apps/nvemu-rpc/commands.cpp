@@ -560,7 +560,7 @@ Json to_json(const Value& v) {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = [] {
     std::vector<Command> t = make_table();
-    for (auto module : {nvme_commands, rbd_commands})
+    for (auto module : {nvme_commands, rbd_commands, fault_commands})
       std::ranges::move(module(), std::back_inserter(t));
     return t;
   }();

@@ -18,6 +18,7 @@
 #include "common/cpumask.h"
 #include "common/log.h"
 #include "nvmf/doca/manager.h"
+#include "nvmf/fault.h"
 #include "nvmf/nvmf_rpc.h"
 #include "nvmf/target.h"
 #include "reactor/offload.h"
@@ -77,6 +78,7 @@ void register_all_rpcs() {
   nvmf::register_subsystem_rpcs();
   nvmf::register_transport_rpcs();
   nvmf::doca::register_rpcs();
+  nvmf::register_fault_rpcs();
 }
 
 int run(const Options& o) {

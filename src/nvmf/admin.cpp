@@ -10,6 +10,7 @@
 #include "nvme/identify.h"
 #include "nvme/nvm.h"
 #include "nvmf/controller.h"
+#include "nvmf/fault.h"
 #include "nvmf/opcodes.h"
 #include "nvmf/poll_group.h"
 #include "nvmf/target.h"
@@ -119,6 +120,8 @@ void fill_effects_log(nvme::CommandsEffectsLog& log, bool pcie, bool discovery) 
 }
 
 void Controller::execute(Request* req) {
+  if (fault::armed() && fault::on_execute(*this, req)) [[unlikely]]
+    return;
   if (req->qpair->qid() == 0)
     exec_admin(req);
   else
@@ -366,10 +369,40 @@ Controller::Result Controller::identify(Request* req) {
 Controller::Result Controller::abort_cmd(Request* req) {
   uint16_t sqid = req->cmd.cdw10 & 0xffff;
   uint16_t cid = req->cmd.cdw10 >> 16;
-  // Only parked AERs can be aborted; I/O already sits in a bdev. Not
-  // aborting is always allowed (cdw0 bit 0 = 1), as SPDK does.
-  req->rsp.cdw0 = (sqid == 0 && aer_abort(cid)) ? 0 : 1;
-  return Status::success();
+  // DW0 bit 0 (Base 2.0, 5.1): 0 = aborted, 1 = not. What nvemu can still
+  // stop: parked AERs and commands a fault holds (fault.h); anything else is
+  // already in a bdev, and not aborting is always allowed, as in SPDK.
+  if (sqid == 0 && aer_abort(cid)) {
+    req->rsp.cdw0 = 0;
+    return Status::success();
+  }
+  Qpair* target = nullptr;
+  Reactor* reactor = nullptr;
+  {
+    std::lock_guard lk(qp_mu_);
+    if (sqid == 0) {
+      target = admin_qp_;
+    } else if (auto it = io_qps_.find(sqid); it != io_qps_.end()) {
+      target = it->second;
+    }
+    if (target) reactor = &target->reactor();
+  }
+  if (!target || reactor->on_thread()) {
+    req->rsp.cdw0 = target && fault::abort_held(target, cid) ? 0 : 1;
+    return Status::success();
+  }
+  // The queue lives on another reactor: ask there, answer here.
+  auto self = shared_from_this();
+  Reactor* back = &req->qpair->reactor();
+  reactor->send([self, target, cid, req, back] {
+    bool aborted = self->attached(target) && fault::abort_held(target, cid);
+    back->send([self, req, aborted] {
+      req->rsp.cdw0 = aborted ? 0 : 1;
+      req->status = Status::success();
+      self->complete(req);
+    });
+  });
+  return std::nullopt;
 }
 
 Controller::Result Controller::queue_cmd(Request* req) {

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "nvme/nvm.h"
+#include "nvmf/fault.h"
 #include "nvmf/poll_group.h"
 #include "reactor/reactor.h"
 
@@ -332,6 +333,12 @@ void Controller::remove_qpair(Qpair* qp) {
   }
 }
 
+bool Controller::attached(const Qpair* qp) const {
+  std::lock_guard lk(qp_mu_);
+  return qp == admin_qp_ || std::any_of(io_qps_.begin(), io_qps_.end(),
+                                        [qp](const auto& e) { return e.second == qp; });
+}
+
 void Controller::disconnect_on_reactor(Qpair* qp, Reactor& reactor) {
   // The qpair may be destroyed before the message runs; qpair_destroyed runs
   // on the same reactor, so checking membership there is race-free.
@@ -339,14 +346,7 @@ void Controller::disconnect_on_reactor(Qpair* qp, Reactor& reactor) {
   reactor.send([weak, qp] {
     auto self = weak.lock();
     if (!self) return;
-    {
-      std::lock_guard lk(self->qp_mu_);
-      bool attached =
-          qp == self->admin_qp_ || std::any_of(self->io_qps_.begin(), self->io_qps_.end(),
-                                               [qp](const auto& e) { return e.second == qp; });
-      if (!attached) return;
-    }
-    qp->disconnect();
+    if (self->attached(qp)) qp->disconnect();
   });
 }
 
@@ -447,8 +447,32 @@ void Controller::record_error(const Request* req) {
 }
 
 void Controller::complete(Request* req) {
+  if (fault::armed() && fault::on_complete(*this, req)) [[unlikely]]
+    return;
+  complete_now(req);
+}
+
+void Controller::complete_now(Request* req) {
   record_error(req);
   req->qpair->complete(req);
+}
+
+// ---- Fault injection --------------------------------------------------------------
+
+void Controller::raise_cfs() {
+  LOG_WARN("nvmf", "controller {} of {}: CSTS.CFS raised by fault injection", cntlid(),
+           subsys_->nqn());
+  csts_.fetch_or(nvme::csts::kCfs);
+}
+
+void Controller::drop_connection() {
+  LOG_WARN("nvmf", "controller {} of {} (host {}): connection dropped by fault injection", cntlid(),
+           subsys_->nqn(), hostnqn_);
+  if (kind_ == Kind::kPcie) {
+    if (qhost_) qhost_->drop_host();
+    return;
+  }
+  disconnect_all(true);
 }
 
 // ---- JSON for the RPC layer -----------------------------------------------------

@@ -123,11 +123,23 @@ class Controller : public std::enable_shared_from_this<Controller> {
   void set_admin_qpair(Qpair* qp);
   void remove_qpair(Qpair* qp);
   void keep_alive() { last_keep_alive_us_.store(now_us()); }
-  // Completion for every command: records failures in the Error log and
-  // counts, then hands the request back to its transport.
+  // Completion for every command: a delay fault may hold it back
+  // (fault.h); then complete_now().
   void complete(Request* req);
+  // Records a failure in the Error log and counts, then hands the request
+  // back to its transport. On the request's qpair's reactor.
+  void complete_now(Request* req);
   // Fails the controller: CSTS.CFS=1 and every qpair disconnected.
   void fail(const char* why);
+
+  // ---- Fault injection (fault_rpc.cpp), any thread ----------------------------
+  // CSTS.CFS=1 (Base 2.0, 3.1.3.6; Property Get reads it on fabrics). A
+  // controller reset (CC.EN 1->0) clears it. Commands keep running.
+  void raise_cfs();
+  // Ends the connection to the host as a link failure would: every TCP
+  // connection of a fabrics controller, the vfio-user client socket of a
+  // PCIe one (QueueHost::drop_host).
+  void drop_connection();
 
   // SMART / Health counters (Base 2.0, 5.16.1.3): every I/O qpair's, live
   // ones and those gone. Any thread.
@@ -166,6 +178,8 @@ class Controller : public std::enable_shared_from_this<Controller> {
   // `reactor` is qp's, read while qp was known attached (qp may be gone now).
   void disconnect_on_reactor(Qpair* qp, Reactor& reactor);
   void maybe_finish_destroy();
+  // qp is one of this controller's queues (still listed). Any thread.
+  bool attached(const Qpair* qp) const;
   void record_error(const Request* req);
 
   // Command families, one file each. A handler returns the status to

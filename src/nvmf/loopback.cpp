@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "nvmf/fault.h"
 #include "reactor/reactor.h"
 
 namespace nvemu::nvmf {
@@ -32,6 +33,7 @@ bool LoopbackQpair::run(Request* req, std::chrono::milliseconds timeout) {
 void LoopbackQpair::destroy() {
   if (destroyed_) return;
   destroyed_ = true;
+  fault::qpair_closing(this);
   qpair_destroyed(this);
 }
 

@@ -116,6 +116,9 @@ class QueueHost {
                                     uint16_t cqid, uint8_t qprio) = 0;
   virtual nvme::Status delete_io_cq(uint16_t qid) = 0;
   virtual nvme::Status delete_io_sq(uint16_t qid) = 0;
+  // Fault injection: end the host's connection as a link failure would
+  // (vfio-user: close the client socket). Any thread.
+  virtual void drop_host() {}
 };
 
 class Transport {

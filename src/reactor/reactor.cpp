@@ -163,7 +163,8 @@ int Reactor::run_pollers() {
   return work;
 }
 
-void Reactor::run_timers(uint64_t now) {
+int Reactor::run_timers(uint64_t now) {
+  int fired = 0;
   while (!timer_queue_.empty() && timer_queue_.begin()->first <= now) {
     TimerId id = timer_queue_.begin()->second;
     timer_queue_.erase(timer_queue_.begin());
@@ -178,7 +179,9 @@ void Reactor::run_timers(uint64_t now) {
       timers_.erase(it);
       fn();
     }
+    ++fired;
   }
+  return fired;
 }
 
 int64_t Reactor::sleep_bound_us(uint64_t now) const {
@@ -258,7 +261,9 @@ void Reactor::run() {
     int work = run_messages() + run_pollers();
     run_pass_tasks();
     uint64_t now = now_us();
-    run_timers(now);
+    // A timer is work: what it started (a completion's send, a pass task)
+    // runs on the next pass instead of after a sleep.
+    work += run_timers(now);
     if (work > 0) last_work = now;
     bool spin = work > 0 || now - last_work < spin_us_;
     int64_t timeout = spin ? 0 : sleep_bound_us(now);
@@ -321,7 +326,7 @@ int Reactor::poll_once() {
   sleep_limit_us_ = UINT64_MAX;
   int work = run_messages() + run_pollers();
   run_pass_tasks();
-  run_timers(now_us());
+  work += run_timers(now_us());
   t_current = prev;
   return work;
 }

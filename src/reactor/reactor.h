@@ -156,7 +156,7 @@ class Reactor {
   int run_messages();
   void run_pass_tasks();
   int run_pollers();
-  void run_timers(uint64_t now);
+  int run_timers(uint64_t now);  // how many fired
   // How long the reactor may sleep from `now`: the next timer or the pass's
   // sleep limit, whichever is first; -1 for no bound.
   int64_t sleep_bound_us(uint64_t now) const;

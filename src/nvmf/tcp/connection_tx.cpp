@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "nvmf/fabrics.h"
+#include "nvmf/fault.h"
 #include "nvmf/tcp/connection.h"
 
 namespace nvemu::nvmf::tcp {
@@ -239,14 +240,15 @@ void TcpConnection::close_connection(const char* why) {
   // A sendmsg in flight may still read the queued PDUs' data (a memory
   // bdev's blocks): they go when it is back.
   if (!send_inflight_) drop_send_queue();
-  // Requests the controller never saw are freed here; the rest come back
-  // through complete().
+  // Requests the controller never saw are freed here; those a fault holds
+  // (fault.h) come back now, the rest through complete().
   wait_head_ = wait_tail_ = nullptr;
   for (uint32_t i = 0; i < depth_; ++i) {
     ReqState s = reqs_[i].state;
     if (s == ReqState::kRecvCapsuleData || s == ReqState::kWaitBuffer || s == ReqState::kRecvH2C)
       release(&reqs_[i]);
   }
+  nvmf::fault::qpair_closing(this);
   maybe_destroy();
 }
 

@@ -128,6 +128,10 @@ bool Endpoint::init(const std::string& dir, std::shared_ptr<nvmf::Subsystem> sub
 }
 
 void Endpoint::start() {
+  std::weak_ptr<Endpoint> weak = weak_from_this();
+  queues_.set_drop_host([weak] {
+    if (auto self = weak.lock()) self->drop_client("dropped by fault injection (drop_connection)");
+  });
   reactor_.add_fd(listen_fd_.get(), EPOLLIN, [this](uint32_t) { on_accept(); });
   poller_ = reactor_.add_poller([this] { return poll(); });
 }

@@ -6,6 +6,7 @@
 #include "nvme/registers.h"
 #include "nvmf/controller.h"
 #include "nvmf/fabrics.h"
+#include "nvmf/fault.h"
 #include "nvmf/vfio_user/pci_config.h"
 #include "reactor/reactor.h"
 
@@ -188,6 +189,7 @@ void Queues::kill_sq(uint16_t qid) {
   std::unique_ptr<Sq> sq = std::move(it->second);
   sqs_.erase(it);
   sq->deleted_ = true;
+  nvmf::fault::qpair_closing(sq.get());  // commands a fault holds end with the queue
   if (Cq* cq = find_cq(sq->cqid_)) {
     cq->sq_count--;
     // Completions parked for a full CQ belong to a queue that no longer
@@ -202,6 +204,10 @@ void Queues::kill_sq(uint16_t qid) {
     }
   }
   zombies_.push_back(std::move(sq));
+}
+
+void Queues::drop_host() {
+  if (drop_host_fn_) reactor_.send(drop_host_fn_);
 }
 
 void Queues::delete_all() {

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -94,6 +95,8 @@ class Queues final : public nvmf::QueueHost {
   void set_dma(const DmaTable* dma) { dma_ = dma; }
   // The shared doorbell page (kDoorbellSize bytes), before any enable.
   void set_doorbells(uint32_t* page) { doorbells_ = page; }
+  // What drop_host() runs on the reactor (the endpoint drops its client).
+  void set_drop_host(std::function<void()> fn) { drop_host_fn_ = std::move(fn); }
 
   // QueueHost.
   bool on_enable() override;
@@ -105,6 +108,7 @@ class Queues final : public nvmf::QueueHost {
                             uint8_t qprio) override;
   nvme::Status delete_io_cq(uint16_t qid) override;
   nvme::Status delete_io_sq(uint16_t qid) override;
+  void drop_host() override;
 
   // One pass over the doorbells, CQ backlogs and dead queues. Returns the
   // work done (0 = idle).
@@ -159,6 +163,7 @@ class Queues final : public nvmf::QueueHost {
   bool quiesced_ = false;
   bool failed_ = false;
   QueueStats stats_;
+  std::function<void()> drop_host_fn_;
 };
 
 }  // namespace nvemu::vfio_user
