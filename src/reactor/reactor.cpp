@@ -259,6 +259,10 @@ void Reactor::run() {
     run_pass_tasks();
     uint64_t now = now_us();
     run_timers(now);
+    // A timer's callback may schedule pass tasks (a delayed completion
+    // queues its TCP send): run them before deciding to sleep, or they
+    // wait for the next wake-up, which may never come.
+    run_pass_tasks();
     if (work > 0) last_work = now;
     bool spin = work > 0 || now - last_work < spin_us_;
     int64_t timeout = spin ? 0 : sleep_bound_us(now);
