@@ -7,7 +7,7 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config clang clang-format
   libclang-rt-14-dev liburing-dev libisal-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev python3 gnuplot-nox
-  librbd-dev librados-dev)
+  librbd-dev librados-dev libssl-dev)
 # Host-side tools for the end-to-end tests (a real Linux kernel in QEMU).
 # The guest kernel itself is not installed here: tests/e2e/kernel.py fetches
 # it with `apt-get download` into the harness cache, leaving /boot alone.

@@ -136,6 +136,28 @@ NsInfo ns_info(HostCtrl& c, uint32_t nsid) {
   r.j = {{"nsid", nsid},     {"nsze", ns.nsze}, {"ncap", ns.ncap},
          {"nuse", ns.nuse},  {"lbads", lbads},  {"block_size", r.block_size},
          {"flbas", ns.flbas}};
+  // The identifiers a host keys the namespace by (Linux compares them on
+  // every rescan: "identifiers changed for nsid N").
+  auto hex = [](const uint8_t* p, size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i) out += fmt::format("{:02x}", p[i]);
+    return out;
+  };
+  r.j["nguid"] = hex(ns.nguid, sizeof ns.nguid);
+  r.j["eui64"] = hex(ns.eui64, sizeof ns.eui64);
+  std::vector<uint8_t> desc(4096);
+  if (c.identify(3, nsid, desc.data()).empty()) {
+    for (size_t off = 0; off + 4 <= desc.size() && desc[off] != 0;) {
+      uint8_t type = desc[off], len = desc[off + 1];
+      if (off + 4 + len > desc.size()) break;
+      if (type == 3 && len == 16) {  // NIDT UUID
+        std::string u = hex(&desc[off + 4], 16);
+        r.j["uuid"] = u.substr(0, 8) + "-" + u.substr(8, 4) + "-" + u.substr(12, 4) + "-" +
+                      u.substr(16, 4) + "-" + u.substr(20);
+      }
+      off += 4 + len;
+    }
+  }
   return r;
 }
 

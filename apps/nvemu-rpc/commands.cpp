@@ -319,7 +319,9 @@ std::vector<Command> make_table() {
       {"bdev_uring_create",
        "Create a bdev with io_uring backend",
        {pos("filename", "Path to device or file (ex: /dev/nvme0n1)").never(),
-        pos("name", "bdev name").never(), pos_opt("block_size", "Block size for this bdev", kInt)},
+        pos("name", "bdev name").never(), pos_opt("block_size", "Block size for this bdev", kInt),
+        opt("-u", "--uuid",
+            "UUID of the bdev (later SPDK's; default: derived from name and path)")},
        Output::kJson,
        [](const Namespace& a, Json& p) {
          p["name"] = a.str("name");
@@ -560,7 +562,7 @@ Json to_json(const Value& v) {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = [] {
     std::vector<Command> t = make_table();
-    for (auto module : {nvme_commands, rbd_commands, fault_commands})
+    for (auto module : {nvme_commands, rbd_commands, fault_commands, fault_bdev_commands})
       std::ranges::move(module(), std::back_inserter(t));
     return t;
   }();

@@ -99,6 +99,7 @@ const std::vector<Command>& commands();
 std::vector<Command> nvme_commands();
 std::vector<Command> rbd_commands();
 std::vector<Command> fault_commands();
+std::vector<Command> fault_bdev_commands();
 const Command* find_command(const std::string& name);
 
 // Builds a parser for `cmd` whose prog is `prog_prefix + " " + cmd.name`.

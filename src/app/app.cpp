@@ -3,16 +3,20 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
 #include <thread>
 
+#include "app/autosave.h"
 #include "app/config.h"
 #include "app/preflight.h"
 #include "bdev/bdev.h"
 #include "bdev/bdev_rpc.h"
+#include "bdev/delay/delay_bdev.h"
+#include "bdev/error/error_bdev.h"
 #include "bdev/nvme/ctrlr.h"
 #include "bdev/rbd/rbd_rpc.h"
 #include "common/cpumask.h"
@@ -68,6 +72,14 @@ void request_shutdown(int sig) {
   set.main().add_timer(std::chrono::milliseconds(20), [&set] { set.stop_all(); });
 }
 
+// Whether two paths name one file (the -c file is the autosave file).
+static bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {
+  }, sb{};
+  return !b.empty() && stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0 &&
+         sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 void register_all_rpcs() {
   register_app_rpcs();
   register_config_rpcs();
@@ -75,6 +87,8 @@ void register_all_rpcs() {
   bdev::register_rpcs();
   bdev::rbd::register_rpcs();
   bdev::nvme::register_rpcs();
+  bdev::error::register_rpcs();
+  bdev::delay::register_rpcs();
   nvmf::register_subsystem_rpcs();
   nvmf::register_transport_rpcs();
   nvmf::doca::register_rpcs();
@@ -120,6 +134,20 @@ int run(const Options& o) {
       return 1;
     }
     if (!warning.empty()) LOG_WARN("app", "{}", warning);
+  }
+
+  if (!o.config_autosave.empty()) {
+    std::string why = check_autosave_path(o.config_autosave);
+    if (why.empty() && access(o.config_autosave.c_str(), F_OK) == 0 &&
+        !same_file(o.config_autosave, o.json_config))
+      why = fmt::format(
+          "--config-autosave {0}: the file exists and would be overwritten with an empty "
+          "configuration; restore from it with -c {0}, or remove it to start afresh",
+          o.config_autosave);
+    if (!why.empty()) {
+      LOG_ERROR("app", "{}", why);
+      return 1;
+    }
   }
 
   SocketGuard guard;
@@ -169,6 +197,8 @@ int run(const Options& o) {
     set.destroy();
     return 1;
   }
+  if (o.json_config.empty() && !o.config_autosave.empty())
+    set.main().send([&o] { start_autosave(o.config_autosave); });
 
   int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
   set.main().add_fd(sfd, EPOLLIN, [sfd, &set](uint32_t) {
@@ -182,8 +212,11 @@ int run(const Options& o) {
   int exit_code = 0;
   if (!o.json_config.empty()) {
     set.main().send([&o, &set, &exit_code, &start_rpc] {
-      load_config_file(o.json_config, [&set, &exit_code, &start_rpc](const std::string& cerr) {
-        if (cerr.empty() && start_rpc()) return;
+      load_config_file(o.json_config, [&o, &set, &exit_code, &start_rpc](const std::string& cerr) {
+        if (cerr.empty() && start_rpc()) {
+          if (!o.config_autosave.empty()) start_autosave(o.config_autosave);
+          return;
+        }
         if (!cerr.empty()) LOG_ERROR("app", "config replay failed: {}", cerr);
         exit_code = 1;
         set.stop_all();
@@ -195,6 +228,7 @@ int run(const Options& o) {
   set.run_main();
 
   LOG_NOTICE("app", "shutting down");
+  stop_autosave();  // teardown below must not be saved as the new state
   server.close_all();
   set.stop_all();
   set.join_others();

@@ -18,6 +18,7 @@ struct Options {
   bool wait_for_rpc = false;
   std::string rpc_socket = "/var/tmp/spdk.sock";
   std::string json_config;
+  std::string config_autosave;  // --config-autosave FILE (autosave.h)
   std::vector<std::string> log_flags;
   std::string app_name = "nvemu-tgt";
 };

@@ -23,6 +23,9 @@ Options (as SPDK's application framework):
       --wait-for-rpc      wait for framework_start_init before initializing
   -r, --rpc-socket PATH   JSON-RPC Unix socket [/var/tmp/spdk.sock]
   -c, --json FILE         replay a configuration written by save_config
+      --config-autosave FILE
+                          keep FILE equal to save_config after every change (atomic
+                          rename); restart with -c FILE to restore the same state
   -L, --logflag FLAG      debug log for a component (rpc, nvmf, tcp, vfio_user, bdev, ...; all)
   -h, --help              this text
 
@@ -42,7 +45,7 @@ bool parse_u64(const char* s, uint64_t* out) {
 }  // namespace
 
 bool parse_options(int argc, char** argv, Options* o, std::string* message, int* exit_code) {
-  enum { kNoPci = 256, kWaitForRpc, kMainCore, kHugeUnlink, kNoHuge };
+  enum { kNoPci = 256, kWaitForRpc, kMainCore, kHugeUnlink, kNoHuge, kAutosave };
   static const struct option kLong[] = {{"cpumask", required_argument, nullptr, 'm'},
                                         {"main-core", required_argument, nullptr, 'p'},
                                         {"master-core", required_argument, nullptr, kMainCore},
@@ -53,6 +56,7 @@ bool parse_options(int argc, char** argv, Options* o, std::string* message, int*
                                         {"json", required_argument, nullptr, 'c'},
                                         {"config", required_argument, nullptr, 'c'},
                                         {"logflag", required_argument, nullptr, 'L'},
+                                        {"config-autosave", required_argument, nullptr, kAutosave},
                                         {"huge-unlink", no_argument, nullptr, kHugeUnlink},
                                         {"no-huge", no_argument, nullptr, kNoHuge},
                                         {"help", no_argument, nullptr, 'h'},
@@ -96,6 +100,9 @@ bool parse_options(int argc, char** argv, Options* o, std::string* message, int*
         break;
       case 'r':
         o->rpc_socket = optarg;
+        break;
+      case kAutosave:
+        o->config_autosave = optarg;
         break;
       case 'c':
         o->json_config = optarg;

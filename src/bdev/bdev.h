@@ -43,7 +43,10 @@ struct BdevIo {
   int iovcnt = 0;
   IoCallback cb = nullptr;  // may run before submit() returns
   void* ctx = nullptr;      // the caller's
-  uint64_t submit_us = 0;   // set by Channel::submit, for latency stats
+  // Writes: Force Unit Access. The data is on stable storage when the I/O
+  // completes (a backend with a volatile cache writes through for it).
+  bool fua = false;
+  uint64_t submit_us = 0;  // set by Channel::submit, for latency stats
   // Reads: the caller can use the data where it lies (it keeps the Bdev
   // alive until done with it). A memory-backed bdev then sets `direct` to
   // its own copy of the blocks instead of filling iovs.
@@ -178,5 +181,12 @@ void add_module_config(ModuleConfigFn fn);
 
 std::string generate_uuid();
 bool is_valid_uuid(const std::string& text);
+// RFC 4122 version 5 (SHA-1, name-based) UUID of `name` in the namespace
+// `ns_uuid` (canonical text): the same inputs give the same UUID on every
+// run and machine, so a bdev rebuilt from the same facts after a restart
+// keeps its identity (and the namespace its NGUID/EUI64/UUID).
+std::string name_based_uuid(const std::string& ns_uuid, const std::string& name);
+// nvemu's namespace UUID for name-based bdev UUIDs.
+inline constexpr const char* kNvemuUuidNamespace = "6d3a0f1c-5b7e-4c52-9a61-1e0c8d7b2f44";
 
 }  // namespace nvemu::bdev

@@ -16,11 +16,9 @@
 #include "rpc/registry.h"
 
 namespace nvemu::bdev {
-namespace {
 
 using nlohmann::json;
 using rpc::Params;
-using rpc::RpcError;
 
 std::shared_ptr<Bdev> find_or_throw(const std::string& name) {
   auto b = Registry::instance().find(name);
@@ -58,6 +56,18 @@ void reject_duplicate(const std::string& name) {
                                                name));
 }
 
+void reject_if_vbdev_base(const Bdev& b) {
+  const std::string& owner = b.claimed_by();
+  auto v = owner.empty() ? nullptr : Registry::instance().find(owner);
+  if (v && v->name() == owner)
+    throw rpc::errno_error(
+        EBUSY, fmt::format("bdev '{}' is the base of {} bdev {}; delete {} "
+                           "first (bdev_{}_delete {})",
+                           b.name(), v->module_name(), owner, owner, v->module_name(), owner));
+}
+
+namespace {
+
 json delete_bdev(Params& p, const char* module) {
   std::string name = p.str("name");
   p.done();
@@ -66,6 +76,7 @@ json delete_bdev(Params& p, const char* module) {
     throw rpc::errno_error(ENODEV, fmt::format("bdev '{}' is a {} bdev, not {}; use "
                                                "bdev_{}_delete",
                                                name, b->module_name(), module, b->module_name()));
+  reject_if_vbdev_base(*b);
   Registry::instance().remove(name);
   return true;
 }
@@ -123,10 +134,11 @@ json uring_create(Params& p) {
   std::string name = p.str("name");
   std::string filename = p.str("filename");
   uint32_t block_size = p.opt_u32("block_size").value_or(0);
+  std::string uuid = checked_uuid(p);  // as later SPDK's bdev_uring_create
   p.done();
   reject_duplicate(name);
   std::string error;
-  return register_bdev(create_uring_bdev(name, filename, block_size, &error), error);
+  return register_bdev(create_uring_bdev(name, filename, block_size, &error, uuid), error);
 }
 
 json get_bdevs(Params& p) {

@@ -113,7 +113,11 @@ class UringBdevImpl final : public UringBdev {
   nlohmann::json driver_specific() const override { return {{"uring", {{"filename", filename_}}}}; }
   nlohmann::json config_entry() const override {
     return {{"method", "bdev_uring_create"},
-            {"params", {{"name", name()}, {"filename", filename_}, {"block_size", block_size()}}}};
+            {"params",
+             {{"name", name()},
+              {"filename", filename_},
+              {"block_size", block_size()},
+              {"uuid", uuid()}}}};
   }
 
  private:
@@ -439,15 +443,15 @@ void UringChannel::issue(Task* t) {
       }
       if (t->op == Op::kReadv)
         io_uring_prep_readv(sqe, fd, iov, cnt, off);
-      else
-        io_uring_prep_writev(sqe, fd, iov, cnt, off);
+      else  // FUA: RWF_DSYNC makes this write durable (data + size) before its CQE
+        io_uring_prep_writev2(sqe, fd, iov, cnt, off, t->io->fua ? RWF_DSYNC : 0);
       break;
     }
     case Op::kWriteZeroBuf:
       build_zero_iovs(t);
       io_uring_prep_writev(sqe, fd, t->iov.data(), static_cast<int>(t->iov.size()), off);
       break;
-    case Op::kFsync:
+    case Op::kFsync:  // FLUSH completes when fdatasync(2) has returned
       io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
       break;
     case Op::kZeroRange:
@@ -616,7 +620,8 @@ void uring_set_test_hooks(const UringTestHooks& hooks) {
 }
 
 std::shared_ptr<Bdev> create_uring_bdev(const std::string& name, const std::string& filename,
-                                        uint32_t block_size, std::string* error) {
+                                        uint32_t block_size, std::string* error,
+                                        const std::string& uuid) {
   if (name.empty()) {
     *error = "bdev_uring_create: name is empty; give the bdev a name";
     return nullptr;
@@ -708,6 +713,14 @@ std::shared_ptr<Bdev> create_uring_bdev(const std::string& name, const std::stri
 
   auto b = std::make_shared<UringBdevImpl>(name, filename, block_size, num_blocks, fd, direct,
                                            mem_align, logical);
+  if (!uuid.empty()) {
+    b->set_uuid(uuid);
+  } else {
+    char* real = realpath(filename.c_str(), nullptr);
+    b->set_uuid(name_based_uuid(kNvemuUuidNamespace,
+                                fmt::format("uring:{}:{}", name, real ? real : filename)));
+    std::free(real);
+  }
   if (g_hooks.no_fallocate) {
     b->zero_range_ok = false;
     b->punch_hole_ok = false;

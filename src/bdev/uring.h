@@ -14,6 +14,14 @@
 // waits for those in flight, so no completion arrives after it returns.
 // A channel holds at most 128 I/Os in the ring; more wait in a FIFO.
 //
+// Durability: the bdev reports a volatile write cache (Identify Controller
+// VWC=1) in both modes. Buffered I/O has the page cache; O_DIRECT skips it
+// but neither the disk's own cache nor the file system's metadata for
+// allocating writes to a sparse file is stable before fdatasync. So FLUSH
+// is IORING_OP_FSYNC with IORING_FSYNC_DATASYNC and completes only when it
+// has, and a FUA write is sent with RWF_DSYNC (the write and what is needed
+// to read it back are durable before its CQE).
+//
 // I/O types: read, write, flush (fdatasync), unmap (fallocate PUNCH_HOLE;
 // reads of an unmapped range return zeroes) and write_zeroes (fallocate
 // ZERO_RANGE, else PUNCH_HOLE, else writes of a zero buffer).
@@ -42,8 +50,16 @@ namespace nvemu::bdev {
 // must be a power of two, at least 512 and not below the detected size.
 // num_blocks = file size / block_size; a trailing partial block is unused.
 // Returns nullptr with *error naming the file, the cause and the fix.
+//
+// Identity: `uuid` when given; otherwise a name-based (v5) UUID of
+// "uring:" + name + ":" + realpath(filename). Both are facts the operator
+// states again when replaying the same bdev_uring_create after a restart,
+// and neither depends on the file's contents or inode (a file restored
+// from a backup, or a symlink re-pointed at the same path, keeps the
+// identity). Two bdevs on one file need two names, so they differ.
 std::shared_ptr<Bdev> create_uring_bdev(const std::string& name, const std::string& filename,
-                                        uint32_t block_size, std::string* error);
+                                        uint32_t block_size, std::string* error,
+                                        const std::string& uuid = "");
 
 class UringBdev : public Bdev {
  public:

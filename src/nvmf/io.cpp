@@ -83,6 +83,8 @@ void submit(Request* req, bdev::IoType type, uint64_t slba, uint64_t nlb, const 
   io.num_blocks = nlb;
   io.iovs = iov;
   io.iovcnt = iovcnt;
+  // FUA (NVM 3.2.6): the backend makes this write durable before it completes.
+  io.fua = type == bdev::IoType::kWrite && (req->cmd.cdw12 & nvme::rw::kFua) != 0;
   io.cb = io_done;
   io.ctx = req;
   io.direct_ok = req->direct_ok && type == bdev::IoType::kRead && !req->ctrlr_ctx;

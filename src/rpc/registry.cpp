@@ -16,6 +16,13 @@ void Responder::error(int code, const std::string& message) const {
   send_({{"jsonrpc", "2.0"}, {"id", id_}, {"error", {{"code", code}, {"message", message}}}});
 }
 
+Responder Responder::on_result(std::function<void()> on_result) const {
+  return Responder(id_, [send = send_, hook = std::move(on_result)](const nlohmann::json& reply) {
+    if (reply.contains("result")) hook();
+    if (send) send(reply);
+  });
+}
+
 Registry& Registry::instance() {
   static Registry r;
   return r;
@@ -54,7 +61,12 @@ void Registry::dispatch(const std::string& name, const nlohmann::json& params, c
   }
   try {
     Params p(params, name);
-    it->second.fn(p, r);
+    if (success_hook_)
+      it->second.fn(p, r.on_result([this, name] {
+        if (success_hook_) success_hook_(name);
+      }));
+    else
+      it->second.fn(p, r);
   } catch (const RpcError& e) {
     LOG_ERROR("rpc", "{}: {}", name, e.what());
     r.error(e);

@@ -26,6 +26,9 @@ class Responder {
   void result(const nlohmann::json& value) const;
   void error(int code, const std::string& message) const;
   void error(const RpcError& e) const { error(e.code, e.what()); }
+  // The same request, with `on_result` run just before a result is sent
+  // (only when the request has an id: notifications answer nothing).
+  Responder on_result(std::function<void()> on_result) const;
 
  private:
   nlohmann::json id_;  // null for a notification
@@ -54,6 +57,10 @@ class Registry {
   void dispatch(const std::string& name, const nlohmann::json& params, const Responder& r);
   std::vector<std::string> names(unsigned states) const;
   bool has(const std::string& name) const { return methods_.count(name) != 0; }
+  // Runs on the main thread after each method that succeeded (config
+  // autosave); the hook may not dispatch. One hook; empty removes it.
+  using SuccessHook = std::function<void(const std::string& method)>;
+  void set_success_hook(SuccessHook hook) { success_hook_ = std::move(hook); }
   void clear() { methods_.clear(); }
 
  private:
@@ -64,6 +71,7 @@ class Registry {
   std::map<std::string, Method> methods_;
   std::map<std::string, std::string> aliases_;
   unsigned state_ = kStartup;
+  SuccessHook success_hook_;
 };
 
 }  // namespace nvemu::rpc

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "bdev/bdev.h"
+#include "bdev/bdev_rpc.h"
 #include "bdev/rbd/cluster.h"
 #include "bdev/rbd/rbd.h"
 #include "common/log.h"
@@ -238,7 +239,7 @@ std::shared_ptr<RbdBdev> rbd_bdev_or_throw(const std::string& name, int not_rbd_
 json delete_bdev(Params& p) {
   std::string name = p.str("name");
   p.done();
-  rbd_bdev_or_throw(name, ENODEV);
+  reject_if_vbdev_base(*rbd_bdev_or_throw(name, ENODEV));
   Registry::instance().remove(name);
   return true;
 }
