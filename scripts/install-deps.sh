@@ -7,7 +7,7 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config clang clang-format
   libclang-rt-14-dev liburing-dev libisal-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev python3 gnuplot-nox
-  librbd-dev librados-dev)
+  librbd-dev librados-dev libssl-dev)
 # Host-side tools for the end-to-end tests (a real Linux kernel in QEMU).
 E2E_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static kmod socat
   nvme-cli fio cpio xz-utils zstd iproute2 procps)
