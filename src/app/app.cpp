@@ -17,6 +17,7 @@
 #include "bdev/rbd/rbd_rpc.h"
 #include "common/cpumask.h"
 #include "common/log.h"
+#include "keyring/keyring.h"
 #include "nvmf/doca/manager.h"
 #include "nvmf/nvmf_rpc.h"
 #include "nvmf/target.h"
@@ -71,6 +72,7 @@ void register_all_rpcs() {
   register_app_rpcs();
   register_config_rpcs();
   register_sock_rpcs();
+  keyring::register_rpcs();
   bdev::register_rpcs();
   bdev::rbd::register_rpcs();
   bdev::nvme::register_rpcs();
