@@ -136,9 +136,23 @@ AttachReq parse_attach(Params& p) {
   a.res.fast_io_fail_timeout_sec =
       p.opt_u32("fast_io_fail_timeout_sec").value_or(def.fast_io_fail_timeout_sec);
   auto psk = p.opt_str("psk");
+  auto dhchap_key = p.opt_str("dhchap_key");
+  auto dhchap_ctrlr_key = p.opt_str("dhchap_ctrlr_key");
   p.done();
 
   if (a.name.empty()) throw einval("name must not be empty");
+  // SPDK 24.x: keyring names; a missing key is -ENOKEY.
+  for (auto [name, out] : {std::pair{&dhchap_key, &a.popts.dhchap_key},
+                           std::pair{&dhchap_ctrlr_key, &a.popts.dhchap_ctrlr_key}}) {
+    if (!*name) continue;
+    *out = keyring::Keyring::instance().find(**name);
+    if (!*out)
+      throw rpc::errno_error(ENOKEY, fmt::format("no key named '{}' in the keyring (add it with "
+                                                 "keyring_file_add_key)",
+                                                 **name));
+  }
+  if (dhchap_ctrlr_key && !dhchap_key)
+    throw einval("dhchap_ctrlr_key requires dhchap_key (the host authenticates first)");
   std::string t = lower(trtype);
   if (t == "tcp")
     a.trid.trtype = Trtype::kTcp;
