@@ -149,7 +149,10 @@ int run(const Options& o) {
   rpc::Registry::instance().set_state(rpc::kStartup);
   if (!o.wait_for_rpc && o.json_config.empty()) framework_start_init();
 
-  rpc::Server server(set.main());
+  rpc::ServerLimits limits;
+  limits.max_request_bytes = static_cast<size_t>(o.rpc_max_request_bytes);
+  limits.socket_group = o.rpc_socket_group;
+  rpc::Server server(set.main(), limits);
   auto start_rpc = [&server, &o]() {
     std::string why = server.listen(o.rpc_socket);
     if (!why.empty()) {

@@ -162,6 +162,8 @@ class TcpAdminPath final : public AdminPath {
     p.src_addr = trid_.hostaddr;
     if (opts_.dhchap_key) p.dhchap_key = opts_.dhchap_key->secret;
     if (opts_.dhchap_ctrlr_key) p.dhchap_ctrlr_key = opts_.dhchap_ctrlr_key->secret;
+    p.dhchap_digests = opts_.dhchap_digests;
+    p.dhchap_dhgroups = opts_.dhchap_dhgroups;
     std::string err = host_.connect(p);
     if (!err.empty()) {
       *err_no = errno_of(err);

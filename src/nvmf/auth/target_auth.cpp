@@ -185,9 +185,9 @@ void done(QpairAuth& a) {
   a.state = QpairAuth::State::kDone;
   a.dh.reset();
   if (!a.authenticated)
-    LOG_INFO("auth", "host {} authenticated on {} qid {} ({}, {}{})", a.hostnqn, a.subnqn,
-             a.qp->qid(), auth::hash_name(a.hash), auth::dhgroup_name(a.group),
-             a.cvalid ? ", bidirectional" : "");
+    LOG_NOTICE("auth", "host {} authenticated on {} qid {} ({}, {}{})", a.hostnqn, a.subnqn,
+               a.qp->qid(), auth::hash_name(a.hash), auth::dhgroup_name(a.group),
+               a.cvalid ? ", bidirectional" : "");
   a.authenticated = true;
   auto& ctrlr = a.qp->controller();
   if (a.qp->qid() == 0 && ctrlr) ctrlr->host_authenticated = true;
