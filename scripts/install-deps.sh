@@ -9,7 +9,9 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config clang clang-format
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev python3 gnuplot-nox
   librbd-dev librados-dev libssl-dev)
 # Host-side tools for the end-to-end tests (a real Linux kernel in QEMU).
-E2E_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static kmod socat
+# The guest kernel itself is not installed here: tests/e2e/kernel.py fetches
+# it with `apt-get download` into the harness cache, leaving /boot alone.
+E2E_PKGS=(qemu-system-x86 busybox-static kmod socat
   nvme-cli fio cpio xz-utils zstd iproute2 procps)
 # A single-node Ceph cluster for the rbd bdev's system test and benchmark
 # (tests/system/ceph_cluster.py).

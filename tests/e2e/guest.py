@@ -2,7 +2,9 @@
 
 The guest is a throw-away VM (TCG, no KVM needed) built from host packages:
 
-* kernel  - /boot/vmlinuz-<ver> (linux-image-amd64), decompressed once to a
+* kernel  - Debian's linux-image-amd64 (or the package the caller names),
+            fetched with apt-get download into the cache, never installed
+            on this machine (kernel.py); decompressed once to a
             plain ELF vmlinux so QEMU can use the PVH entry point (~3 s boot
             under TCG instead of running the bzImage decompressor).
 * initrd  - a small cpio: busybox-static, the nvme/9p/virtio modules of that
@@ -38,6 +40,8 @@ import time
 import uuid
 import weakref
 import zlib
+
+import kernel
 
 # --------------------------------------------------------------------------
 # Constants the tests may rely on.
@@ -111,32 +115,18 @@ def cache_dir():
 # --------------------------------------------------------------------------
 # Kernel discovery and vmlinux extraction.
 
-def _version_key(ver):
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", ver)]
+def find_kernel(package=None):
+    """(uname -r, vmlinuz path, modules dir) of the guest kernel.
 
-
-def find_kernel(version=None):
-    """(version, vmlinuz path, modules dir) of an installed Debian kernel.
-
-    Picks NVEMU_KERNEL or the newest /boot/vmlinuz-* that has modules; the
-    running kernel is irrelevant (the sandbox may run something else).
+    `package` (default $NVEMU_GUEST_KERNEL or linux-image-amd64) is fetched
+    from Debian's archive into the harness cache (tests/e2e/kernel.py); the
+    machine's own /boot is never used nor changed.
     """
-    version = version or os.environ.get("NVEMU_KERNEL")
-    if version:
-        candidates = [version]
-    else:
-        names = [n[len("vmlinuz-"):] for n in os.listdir("/boot")
-                 if n.startswith("vmlinuz-")]
-        # Prefer the generic flavour (linux-image-amd64) over -cloud/-rt.
-        candidates = sorted(names, reverse=True, key=lambda v: (
-            bool(re.fullmatch(r"[\d.]+-\d+-amd64", v)), _version_key(v)))
-    for ver in candidates:
-        vmlinuz = f"/boot/vmlinuz-{ver}"
-        moddir = f"/lib/modules/{ver}"
-        if os.path.exists(vmlinuz) and os.path.exists(f"{moddir}/modules.dep"):
-            return ver, vmlinuz, moddir
-    raise GuestError("no usable kernel: install linux-image-amd64 "
-                     "(needs /boot/vmlinuz-* and /lib/modules/*/modules.dep)")
+    with _CacheLock(cache_dir()):
+        try:
+            return kernel.fetch(package or kernel.default_package(), cache_dir())
+        except kernel.KernelError as e:
+            raise GuestError(str(e)) from None
 
 
 def _decompress_xz(data):
