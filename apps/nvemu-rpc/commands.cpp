@@ -367,7 +367,16 @@ std::vector<Command> make_table() {
         opt("-m", "--poll-groups-mask", "Set cpumask for NVMf poll groups (optional)"),
         opt("-d", "--discovery-filter",
             "Set discovery filter (optional), possible values are: `match_any` (default) or "
-            "comma separated values: `transport`, `address`, `svcid`")}},
+            "comma separated values: `transport`, `address`, `svcid`"),
+        opt("", "--dhchap-digests", "Comma-separated list of allowed DH-HMAC-CHAP digests").never(),
+        opt("", "--dhchap-dhgroups", "Comma-separated list of allowed DH-HMAC-CHAP DH groups")
+            .never()},
+       Output::kNone,
+       nullptr,
+       [](const Namespace& a, Json& p) {
+         put_comma_list(a, "dhchap_digests", p, "dhchap_digests");
+         put_comma_list(a, "dhchap_dhgroups", p, "dhchap_dhgroups");
+       }},
       {"nvmf_create_transport", "Create NVMf transport",
        all_given(
            {opt("-t", "--trtype", "Transport type (ex. TCP, VFIOUSER, DOCA)").required(),
@@ -485,7 +494,9 @@ std::vector<Command> make_table() {
        {nqn_arg(), pos("nsid", "The requested NSID", kInt).when(Emit::kNotNull), tgt_name()}},
       {"nvmf_subsystem_add_host",
        "Add a host to an NVMe-oF subsystem",
-       {nqn_arg(), pos("host", "Host NQN to allow"), tgt_name()}},
+       {nqn_arg(), pos("host", "Host NQN to allow"), tgt_name(),
+        opt("", "--dhchap-key", "DH-HMAC-CHAP key name (keyring)"),
+        opt("", "--dhchap-ctrlr-key", "DH-HMAC-CHAP controller key name (keyring)")}},
       {"nvmf_subsystem_remove_host",
        "Remove a host from an NVMe-oF subsystem",
        {nqn_arg(), pos("host", "Host NQN to remove"), tgt_name()}},
@@ -562,7 +573,8 @@ Json to_json(const Value& v) {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = [] {
     std::vector<Command> t = make_table();
-    for (auto module : {nvme_commands, rbd_commands, fault_commands, fault_bdev_commands})
+    for (auto module :
+         {nvme_commands, rbd_commands, fault_commands, fault_bdev_commands, auth_commands})
       std::ranges::move(module(), std::back_inserter(t));
     return t;
   }();

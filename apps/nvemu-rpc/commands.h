@@ -100,6 +100,9 @@ std::vector<Command> nvme_commands();
 std::vector<Command> rbd_commands();
 std::vector<Command> fault_commands();
 std::vector<Command> fault_bdev_commands();
+std::vector<Command> auth_commands();
+// "a,b,c" in option dest -> params[key] = ["a","b","c"] (rpc.py's d.split(',')).
+void put_comma_list(const Namespace& a, const char* dest, Json& p, const char* key);
 const Command* find_command(const std::string& name);
 
 // Builds a parser for `cmd` whose prog is `prog_prefix + " " + cmd.name`.

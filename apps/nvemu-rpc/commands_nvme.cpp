@@ -87,7 +87,16 @@ std::vector<Command> nvme_commands() {
         not_null(flag("-m", "--nvme-error-stat", "Enable collecting NVMe error counts.")),
         not_null(opt("-q", "--rdma-srq-size",
                      "Set the size of a shared rdma receive queue. Default: 0 (disabled)", kInt)),
-        not_null(flag("", "--io-path-stat", "Enable collecting I/O path stat of each io path."))}},
+        not_null(flag("", "--io-path-stat", "Enable collecting I/O path stat of each io path.")),
+        opt("", "--dhchap-digests", "Comma-separated list of allowed DH-HMAC-CHAP digests").never(),
+        opt("", "--dhchap-dhgroups", "Comma-separated list of allowed DH-HMAC-CHAP DH groups")
+            .never()},
+       Output::kNone,
+       nullptr,
+       [](const Namespace& a, Json& p) {
+         put_comma_list(a, "dhchap_digests", p, "dhchap_digests");
+         put_comma_list(a, "dhchap_dhgroups", p, "dhchap_dhgroups");
+       }},
       {"bdev_nvme_set_hotplug",
        "Set hotplug options for bdev nvme type.",
        {not_null(flag("-d", "--disable", "Disable hotplug (default)", true).dest("enable")),
@@ -125,7 +134,9 @@ std::vector<Command> nvme_commands() {
                      "means no such timeout.",
                      kInt)),
         opt("-k", "--psk",
-            "Set PSK and enable TCP SSL socket implementation: e.g., 1234567890ABCDEF")},
+            "Set PSK and enable TCP SSL socket implementation: e.g., 1234567890ABCDEF"),
+        opt("", "--dhchap-key", "DH-HMAC-CHAP key name (keyring)"),
+        opt("", "--dhchap-ctrlr-key", "DH-HMAC-CHAP controller key name (keyring)")},
        Output::kArray},
       {"bdev_nvme_get_controllers",
        "Display current NVMe controllers list or required NVMe controller",

@@ -21,6 +21,7 @@
 #include "bdev/rbd/rbd_rpc.h"
 #include "common/cpumask.h"
 #include "common/log.h"
+#include "keyring/keyring.h"
 #include "nvmf/doca/manager.h"
 #include "nvmf/fault.h"
 #include "nvmf/nvmf_rpc.h"
@@ -84,6 +85,7 @@ void register_all_rpcs() {
   register_app_rpcs();
   register_config_rpcs();
   register_sock_rpcs();
+  keyring::register_rpcs();
   bdev::register_rpcs();
   bdev::rbd::register_rpcs();
   bdev::nvme::register_rpcs();
@@ -177,7 +179,10 @@ int run(const Options& o) {
   rpc::Registry::instance().set_state(rpc::kStartup);
   if (!o.wait_for_rpc && o.json_config.empty()) framework_start_init();
 
-  rpc::Server server(set.main());
+  rpc::ServerLimits limits;
+  limits.max_request_bytes = static_cast<size_t>(o.rpc_max_request_bytes);
+  limits.socket_group = o.rpc_socket_group;
+  rpc::Server server(set.main(), limits);
   auto start_rpc = [&server, &o]() {
     std::string why = server.listen(o.rpc_socket);
     if (!why.empty()) {

@@ -17,6 +17,8 @@ struct Options {
   bool no_pci = false;
   bool wait_for_rpc = false;
   std::string rpc_socket = "/var/tmp/spdk.sock";
+  std::string rpc_socket_group;                 // "" = socket mode 0600
+  uint64_t rpc_max_request_bytes = 4ull << 20;  // larger requests are refused
   std::string json_config;
   std::string config_autosave;  // --config-autosave FILE (autosave.h)
   std::vector<std::string> log_flags;

@@ -15,6 +15,7 @@
 #include "app/config.h"
 #include "bdev/bdev_rpc.h"
 #include "common/log.h"
+#include "keyring/keyring.h"
 #include "nvmf/nvmf_rpc.h"
 #include "rpc/registry.h"
 
@@ -34,6 +35,7 @@ struct SubsystemEntry {
 
 const std::vector<SubsystemEntry>& subsystem_table() {
   static const std::vector<SubsystemEntry> table{
+      {"keyring", {}, keyring::config_json},
       {"sock", {}, sock_config_json},
       {"bdev", {}, bdev::config_json},
       {"scheduler", {}, scheduler_config_json},

@@ -21,7 +21,9 @@ Options (as SPDK's application framework):
                           when hugepages are configured (nvemu never needs them)
       --no-pci            accepted for compatibility (nvemu never scans PCI)
       --wait-for-rpc      wait for framework_start_init before initializing
-  -r, --rpc-socket PATH   JSON-RPC Unix socket [/var/tmp/spdk.sock]
+  -r, --rpc-socket PATH   JSON-RPC Unix socket [/var/tmp/spdk.sock], created mode 0600
+      --rpc-socket-group G  let group G use the socket too (mode 0660)
+      --rpc-max-request-bytes N  refuse larger requests and close the connection [4194304]
   -c, --json FILE         replay a configuration written by save_config
       --config-autosave FILE
                           keep FILE equal to save_config after every change (atomic
@@ -45,22 +47,25 @@ bool parse_u64(const char* s, uint64_t* out) {
 }  // namespace
 
 bool parse_options(int argc, char** argv, Options* o, std::string* message, int* exit_code) {
-  enum { kNoPci = 256, kWaitForRpc, kMainCore, kHugeUnlink, kNoHuge, kAutosave };
-  static const struct option kLong[] = {{"cpumask", required_argument, nullptr, 'm'},
-                                        {"main-core", required_argument, nullptr, 'p'},
-                                        {"master-core", required_argument, nullptr, kMainCore},
-                                        {"mem-size", required_argument, nullptr, 's'},
-                                        {"no-pci", no_argument, nullptr, kNoPci},
-                                        {"wait-for-rpc", no_argument, nullptr, kWaitForRpc},
-                                        {"rpc-socket", required_argument, nullptr, 'r'},
-                                        {"json", required_argument, nullptr, 'c'},
-                                        {"config", required_argument, nullptr, 'c'},
-                                        {"logflag", required_argument, nullptr, 'L'},
-                                        {"config-autosave", required_argument, nullptr, kAutosave},
-                                        {"huge-unlink", no_argument, nullptr, kHugeUnlink},
-                                        {"no-huge", no_argument, nullptr, kNoHuge},
-                                        {"help", no_argument, nullptr, 'h'},
-                                        {nullptr, 0, nullptr, 0}};
+  enum { kNoPci = 256, kWaitForRpc, kMainCore, kHugeUnlink, kNoHuge, kRpcGroup, kRpcMax, kAutosave };
+  static const struct option kLong[] = {
+      {"cpumask", required_argument, nullptr, 'm'},
+      {"main-core", required_argument, nullptr, 'p'},
+      {"master-core", required_argument, nullptr, kMainCore},
+      {"mem-size", required_argument, nullptr, 's'},
+      {"no-pci", no_argument, nullptr, kNoPci},
+      {"wait-for-rpc", no_argument, nullptr, kWaitForRpc},
+      {"rpc-socket", required_argument, nullptr, 'r'},
+      {"rpc-socket-group", required_argument, nullptr, kRpcGroup},
+      {"rpc-max-request-bytes", required_argument, nullptr, kRpcMax},
+      {"json", required_argument, nullptr, 'c'},
+      {"config", required_argument, nullptr, 'c'},
+      {"logflag", required_argument, nullptr, 'L'},
+      {"config-autosave", required_argument, nullptr, kAutosave},
+      {"huge-unlink", no_argument, nullptr, kHugeUnlink},
+      {"no-huge", no_argument, nullptr, kNoHuge},
+      {"help", no_argument, nullptr, 'h'},
+      {nullptr, 0, nullptr, 0}};
   const char* prog = argc > 0 ? argv[0] : "nvemu-tgt";
   optind = 1;
   opterr = 0;
@@ -104,6 +109,22 @@ bool parse_options(int argc, char** argv, Options* o, std::string* message, int*
       case kAutosave:
         o->config_autosave = optarg;
         break;
+      case kRpcGroup:
+        o->rpc_socket_group = optarg;
+        break;
+      case kRpcMax: {
+        uint64_t v = 0;
+        if (!parse_u64(optarg, &v) || v < 1024) {
+          *message = fmt::format(
+              "--rpc-max-request-bytes '{}' must be a number of bytes, at "
+              "least 1024",
+              optarg);
+          *exit_code = 1;
+          return false;
+        }
+        o->rpc_max_request_bytes = v;
+        break;
+      }
       case 'c':
         o->json_config = optarg;
         break;

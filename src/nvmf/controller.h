@@ -131,6 +131,11 @@ class Controller : public std::enable_shared_from_this<Controller> {
   void complete_now(Request* req);
   // Fails the controller: CSTS.CFS=1 and every qpair disconnected.
   void fail(const char* why);
+  // The host was removed from the subsystem: every qpair goes. Any thread.
+  void on_host_removed() { disconnect_all(true); }
+  // The admin queue completed DH-HMAC-CHAP (nvmf/auth): I/O queues may
+  // connect. Stays false for hosts without a key (nothing to check).
+  std::atomic<bool> host_authenticated{false};
 
   // ---- Fault injection (fault_rpc.cpp), any thread ----------------------------
   // CSTS.CFS=1 (Base 2.0, 3.1.3.6; Property Get reads it on fabrics). A

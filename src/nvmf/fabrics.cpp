@@ -10,6 +10,7 @@
 #include "nvme/fabrics.h"
 #include "nvme/nvm.h"
 #include "nvme/registers.h"
+#include "nvmf/auth/target_auth.h"
 #include "nvmf/controller.h"
 #include "nvmf/target.h"
 #include "nvmf/transport.h"
@@ -94,7 +95,7 @@ Status connect(Request* req) {
     }
     ctrlr->set_admin_qpair(qp);
     qp->set_controller(ctrlr);
-    req->rsp.cdw0 = ctrlr->cntlid();
+    req->rsp.cdw0 = ctrlr->cntlid() | auth_target::on_connect(*qp, *ctrlr);
     LOG_INFO("nvmf", "controller {} of {} created for host {}", ctrlr->cntlid(), subnqn, hostnqn);
     return Status::success();
   }
@@ -130,13 +131,20 @@ Status connect(Request* req) {
     LOG_WARN_LIMITED("nvmf", "Connect qid {} on a qpair the transport calls {}", cmd.qid,
                      qp->qid());
   }
+  if (subsys->host_keys(hostnqn).key && !ctrlr->host_authenticated) {
+    LOG_ERROR_LIMITED("auth",
+                      "host {} connects I/O queue {} to {} without having authenticated its "
+                      "admin queue (DH-HMAC-CHAP)",
+                      hostnqn, cmd.qid, subnqn);
+    return Status::command_specific(nvme::csc::kFabricAuthRequired);
+  }
   if (!ctrlr->add_io_qpair(qp)) {
     LOG_ERROR_LIMITED("nvmf", "I/O Connect with duplicate qid {} on controller {}", cmd.qid,
                       data.cntlid);
     return invalid_param(req, false, offsetof(nvme::ConnectCmd, qid));
   }
   qp->set_controller(ctrlr);
-  req->rsp.cdw0 = ctrlr->cntlid();
+  req->rsp.cdw0 = ctrlr->cntlid() | auth_target::on_connect(*qp, *ctrlr);
   return Status::success();
 }
 
@@ -188,6 +196,10 @@ void submit_request(Request* req) {
       finish(req, Status::generic(nvme::sc::kCommandSequenceError));
       return;
     }
+    if (!auth_target::may_run(*qp)) {
+      finish(req, Status::command_specific(nvme::csc::kFabricAuthRequired));
+      return;
+    }
     qp->controller()->execute(req);
     return;
   }
@@ -201,8 +213,17 @@ void submit_request(Request* req) {
     finish(req, Status::generic(nvme::sc::kCommandSequenceError));
     return;
   }
+  bool is_auth = fctype == nvme::fctype::kAuthSend || fctype == nvme::fctype::kAuthRecv;
+  if (!is_auth && !auth_target::may_run(*qp)) {
+    finish(req, Status::command_specific(nvme::csc::kFabricAuthRequired));
+    return;
+  }
   Status s;
   switch (fctype) {
+    case nvme::fctype::kAuthSend:
+    case nvme::fctype::kAuthRecv:
+      s = auth_target::execute(req);
+      break;
     case nvme::fctype::kPropertyGet:
       s = property(req, false);
       break;

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "bdev/bdev.h"
+#include "common/log.h"
 #include "nvmf/controller.h"
 #include "nvmf/target.h"
 #include "rpc/registry.h"
@@ -278,29 +279,68 @@ json remove_ns(Params& p) {
   return true;
 }
 
+std::shared_ptr<const keyring::Key> key_or_throw(const std::optional<std::string>& name,
+                                                 const char* what) {
+  if (!name) return nullptr;
+  auto k = keyring::Keyring::instance().find(*name);
+  if (!k)
+    throw rpc::invalid_params(
+        fmt::format("Unable to find DH-HMAC-CHAP {} '{}': add it first "
+                    "with keyring_file_add_key (keyring_get_keys lists "
+                    "the keys)",
+                    what, *name));
+  return k;
+}
+
+// SPDK 24.x: dhchap_key / dhchap_ctrlr_key name keyring keys; the
+// discovery subsystem takes hosts too, only to hold their keys (it admits
+// any host), so discovery controllers can authenticate as well.
 json add_host(Params& p) {
   std::string nqn = p.str("nqn");
   std::string host = p.str("host");
   check_tgt_name(p);
   p.opt_str("psk");
+  auto key_name = p.opt_str("dhchap_key");
+  auto ckey_name = p.opt_str("dhchap_ctrlr_key");
   p.done();
-  auto s = nvme_subsystem_or_throw(nqn);
+  auto s = subsystem_or_throw(nqn);
+  if (s->type() != Subsystem::Type::kNvme && !key_name)
+    throw rpc::invalid_params(fmt::format(
+        "{} is the discovery subsystem: it admits any host; add a host there only with a "
+        "dhchap_key, to require authentication of that host's discovery connections",
+        nqn));
   std::string why = validate_nqn(host);
   if (!why.empty())
     throw rpc::invalid_params(fmt::format("host NQN '{}' is invalid: {}", host, why));
-  s->add_host(host);  // adding a host twice is not an error in SPDK
+  if (ckey_name && !key_name)
+    throw rpc::invalid_params(
+        "dhchap_ctrlr_key requires dhchap_key: the controller authenticates to a host only "
+        "after the host has authenticated");
+  Subsystem::HostKeys keys{key_or_throw(key_name, "key"), key_or_throw(ckey_name, "ctrlr key")};
+  s->add_host(host, std::move(keys));  // adding a host twice is not an error in SPDK
   Target::instance().bump_discovery_genctr();
   return true;
 }
 
+// The host's existing controllers go too (SPDK disconnects them), so a
+// removed host keeps no access through connections made before.
 json remove_host(Params& p) {
   std::string nqn = p.str("nqn");
   std::string host = p.str("host");
   check_tgt_name(p);
   p.done();
-  auto s = nvme_subsystem_or_throw(nqn);
+  auto s = subsystem_or_throw(nqn);
   if (!s->remove_host(host))
     throw rpc::invalid_params(fmt::format("host {} is not on {}'s allow list", host, nqn));
+  int dropped = 0;
+  for (const auto& c : s->controllers()) {
+    if (c->hostnqn() != host) continue;
+    c->on_host_removed();
+    ++dropped;
+  }
+  if (dropped)
+    LOG_NOTICE("nvmf", "host {} removed from {}: {} controller(s) disconnected", host, nqn,
+               dropped);
   Target::instance().bump_discovery_genctr();
   return true;
 }
@@ -374,9 +414,13 @@ json config_json() {
                      {"max_cntlid", s->max_cntlid},
                      {"ana_reporting", s->ana_reporting}}}});
     for (const auto& l : listener_config(s->nqn())) cfg.push_back(l);
-    for (const auto& h : s->hosts())
-      cfg.push_back(
-          {{"method", "nvmf_subsystem_add_host"}, {"params", {{"nqn", s->nqn()}, {"host", h}}}});
+    for (const auto& h : s->hosts()) {
+      json params = {{"nqn", s->nqn()}, {"host", h}};
+      Subsystem::HostKeys k = s->host_keys(h);  // key names only
+      if (k.key) params["dhchap_key"] = k.key->name;
+      if (k.ctrlr_key) params["dhchap_ctrlr_key"] = k.ctrlr_key->name;
+      cfg.push_back({{"method", "nvmf_subsystem_add_host"}, {"params", params}});
+    }
     for (const auto& [nsid, ns] : *s->namespaces()) {
       json nsj = ns->to_json();
       nsj.erase("name");

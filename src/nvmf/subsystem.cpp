@@ -59,9 +59,16 @@ bool Subsystem::host_allowed(const std::string& hostnqn) const {
   return hosts_.count(hostnqn) != 0;
 }
 
-bool Subsystem::add_host(const std::string& hostnqn) {
+bool Subsystem::add_host(const std::string& hostnqn, HostKeys keys) {
   std::lock_guard lock(mu_);
-  return hosts_.insert(hostnqn).second;
+  auto [it, added] = hosts_.insert_or_assign(hostnqn, std::move(keys));
+  return added;
+}
+
+Subsystem::HostKeys Subsystem::host_keys(const std::string& hostnqn) const {
+  std::lock_guard lock(mu_);
+  auto it = hosts_.find(hostnqn);
+  return it == hosts_.end() ? HostKeys{} : it->second;
 }
 
 bool Subsystem::remove_host(const std::string& hostnqn) {
@@ -71,7 +78,9 @@ bool Subsystem::remove_host(const std::string& hostnqn) {
 
 std::vector<std::string> Subsystem::hosts() const {
   std::lock_guard lock(mu_);
-  return {hosts_.begin(), hosts_.end()};
+  std::vector<std::string> out;
+  for (const auto& [nqn, keys] : hosts_) out.push_back(nqn);
+  return out;
 }
 
 bool Subsystem::add_listener(const ListenAddress& a) {
@@ -209,7 +218,13 @@ nlohmann::json Subsystem::to_json() const {
                       {"allow_any_host", allow_any_host.load()},
                       {"hosts", nlohmann::json::array()}};
   for (const auto& l : listeners()) j["listen_addresses"].push_back(l.to_json());
-  for (const auto& h : hosts()) j["hosts"].push_back({{"nqn", h}});
+  for (const auto& h : hosts()) {
+    nlohmann::json e = {{"nqn", h}};
+    HostKeys k = host_keys(h);  // names only: a secret never leaves the keyring
+    if (k.key) e["dhchap_key"] = k.key->name;
+    if (k.ctrlr_key) e["dhchap_ctrlr_key"] = k.ctrlr_key->name;
+    j["hosts"].push_back(e);
+  }
   if (type_ == Type::kNvme) {
     j["serial_number"] = serial_number;
     j["model_number"] = model_number;

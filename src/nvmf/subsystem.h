@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bdev/bdev.h"
+#include "keyring/keyring.h"
 #include "nvmf/range_lock.h"
 
 namespace nvemu::nvmf {
@@ -77,9 +78,18 @@ class Subsystem {
   // Hosts. allow_any_host is read by connect on any reactor.
   std::atomic<bool> allow_any_host{false};
   bool host_allowed(const std::string& hostnqn) const;
-  bool add_host(const std::string& hostnqn);     // false: already present
+  // A host's DH-HMAC-CHAP keys (nvmf_subsystem_add_host dhchap_key /
+  // dhchap_ctrlr_key): with `key` set the host must authenticate; with
+  // `ctrlr_key` too it may ask the controller to authenticate back.
+  struct HostKeys {
+    std::shared_ptr<const keyring::Key> key, ctrlr_key;
+  };
+  // Adds the host or replaces its keys. false: it was already present.
+  bool add_host(const std::string& hostnqn, HostKeys keys = {});
   bool remove_host(const std::string& hostnqn);  // false: absent
   std::vector<std::string> hosts() const;
+  // The host's keys; empty when it has none (or is not listed).
+  HostKeys host_keys(const std::string& hostnqn) const;
 
   // Listeners (config view; the transport owns the sockets).
   bool add_listener(const ListenAddress& a);
@@ -114,7 +124,7 @@ class Subsystem {
   const std::string nqn_;
   const Type type_;
   mutable std::mutex mu_;  // hosts, listeners, controllers; never on the I/O path
-  std::set<std::string> hosts_;
+  std::map<std::string, HostKeys> hosts_;
   std::vector<ListenAddress> listeners_;
   std::shared_ptr<const NamespaceTable> ns_table_;
   std::atomic<uint64_t> ns_generation_{0};

@@ -51,6 +51,12 @@ class Target {
   uint32_t max_subsystems = 1024;
   std::array<uint16_t, 3> crdt{};
 
+  // nvmf_set_config dhchap_digests / dhchap_dhgroups (SPDK 24.x): bit N
+  // allows hash id N resp. DH group id N (Base 2.0, Figures 458-459). All
+  // by default; the strongest pair the host also offers is chosen.
+  std::atomic<uint32_t> dhchap_digests{0xe};
+  std::atomic<uint32_t> dhchap_dhgroups{0x3f};
+
   // Global options from nvmf_set_config.
   nlohmann::json config = {{"discovery_filter", "match_any"},
                            {"admin_cmd_passthru", {{"identify_ctrlr", false}}}};

@@ -25,6 +25,7 @@ namespace nvemu::nvmf {
 
 class Controller;
 struct NsChannel;
+struct QpairAuth;
 class PollGroup;
 
 // Options every transport takes (nvmf_create_transport, SPDK names).
@@ -84,6 +85,10 @@ class Qpair {
     std::atomic<uint64_t> read_cmds{0}, write_cmds{0}, media_errors{0};
   };
   IoState io;
+
+  // ---- Controller-private: in-band authentication (nvmf/auth) ---------------
+  // Set at Connect when the host must authenticate; on this qpair's reactor.
+  std::shared_ptr<QpairAuth> auth;
 
  protected:
   void set_qid(uint16_t qid) { qid_ = qid; }

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <map>
 
+#include "common/auth/dhchap.h"
 #include "nvmf/controller.h"
 #include "nvmf/nvmf_rpc.h"
 #include "nvmf/target.h"
@@ -207,6 +208,27 @@ json get_stats(Params& p) {
   return {{"tick_rate", 1000000}, {"poll_groups", groups}, {"transports", transports}};
 }
 
+// An array of names -> a bitmask of their identifiers, kept in cfg as given
+// (save_config writes the names back).
+template <typename Lookup>
+std::optional<uint32_t> dhchap_list(Params& p, const char* key, Lookup lookup, const char* known) {
+  const json* v = p.opt_value(key);
+  if (!v) return std::nullopt;
+  if (!v->is_array() || v->empty())
+    throw rpc::invalid_params(
+        fmt::format("{} must be a non-empty array of names ({})", key, known));
+  uint32_t bits = 0;
+  for (const auto& e : *v) {
+    auto id = e.is_string() ? lookup(e.get<std::string>()) : std::nullopt;
+    if (!id)
+      throw rpc::invalid_params(fmt::format("{}: '{}' is not one of {}", key,
+                                            e.is_string() ? e.get<std::string>() : e.dump(),
+                                            known));
+    bits |= 1u << static_cast<unsigned>(*id);
+  }
+  return bits;
+}
+
 json set_config(Params& p) {
   auto& cfg = Target::instance().config;
   if (auto f = p.opt_str("discovery_filter")) {
@@ -221,10 +243,22 @@ json set_config(Params& p) {
     cfg["discovery_filter"] = *f;
   }
   if (const json* v = p.opt_value("admin_cmd_passthru")) cfg["admin_cmd_passthru"] = *v;
+  auto digests = dhchap_list(p, "dhchap_digests", auth::hash_from_name, "sha256, sha384, sha512");
+  auto groups = dhchap_list(p, "dhchap_dhgroups", auth::dhgroup_from_name,
+                            "null, ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192");
   if (const json* v = p.opt_value("poll_groups_mask")) cfg["poll_groups_mask"] = *v;
   p.opt_u32("acceptor_poll_rate");
   p.opt_bool("conn_sched");
   p.done();
+  // Applied once every parameter is known good.
+  if (digests) {
+    Target::instance().dhchap_digests = *digests;
+    cfg["dhchap_digests"] = p.raw()["dhchap_digests"];
+  }
+  if (groups) {
+    Target::instance().dhchap_dhgroups = *groups;
+    cfg["dhchap_dhgroups"] = p.raw()["dhchap_dhgroups"];
+  }
   return true;
 }
 

@@ -1,10 +1,13 @@
 #include "rpc/server.h"
 
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -16,8 +19,12 @@
 namespace nvemu::rpc {
 
 namespace {
-constexpr size_t kMaxRequestBytes = 32u << 20;  // as SPDK's receive buffer limit
+uint64_t now_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
 }
+}  // namespace
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -47,6 +54,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     for (;;) {
       ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
       if (n > 0) {
+        if (in_.empty()) started_ms_ = now_ms();
+        received_ += static_cast<size_t>(n);
         in_.append(buf, static_cast<size_t>(n));
         if (!process()) return;
         continue;
@@ -66,21 +75,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
     while (!closing_) {
       size_t end = 0;
       auto r = scanner_.scan(in_, &end);
-      if (r == JsonStreamScanner::Result::kNeedMore) {
-        if (in_.size() > kMaxRequestBytes) {
-          LOG_ERROR("rpc", "request larger than {} bytes; closing the connection",
-                    kMaxRequestBytes);
-          fail(kParseError, "Parse error");
-          return false;
-        }
-        return true;
+      size_t limit = server_.limits_.max_request_bytes;
+      bool whole = r == JsonStreamScanner::Result::kComplete;
+      if ((whole && end > limit) ||
+          (r == JsonStreamScanner::Result::kNeedMore && in_.size() > limit)) {
+        LOG_ERROR("rpc", "request larger than {} bytes; closing the connection", limit);
+        fail(kParseError, fmt::format("Parse error: request larger than {} bytes (nvemu-tgt "
+                                      "--rpc-max-request-bytes raises the limit)",
+                                      limit)
+                              .c_str());
+        return false;
       }
+      if (r == JsonStreamScanner::Result::kNeedMore) return true;
       if (r == JsonStreamScanner::Result::kInvalid) {
         fail(kParseError, "Parse error");
         return false;
       }
       std::string text = in_.substr(0, end);
       in_.erase(0, end);
+      // The next request's clock starts with its first byte.
+      started_ms_ = now_ms();
+      received_ = in_.size();
       nlohmann::json req = nlohmann::json::parse(text, nullptr, false);
       if (req.is_discarded()) {
         fail(kParseError, "Parse error");
@@ -113,6 +128,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const std::string method = req["method"];
     LOG_DEBUG("rpc", "request {}", method);
     Registry::instance().dispatch(method, req.value("params", nlohmann::json()), r);
+  }
+
+  // Whether a started request has taken longer than its size allows.
+  bool too_slow(uint64_t now) const {
+    if (in_.empty() || closing_) return false;
+    uint64_t allowed =
+        ServerLimits::kGraceMs + received_ * 1000 / ServerLimits::kMinRateBytesPerSec;
+    return now - started_ms_ > allowed;
+  }
+  void drop_slow() {
+    LOG_ERROR("rpc",
+              "client sent {} bytes of a request in {} ms, slower than {} bytes/s after a "
+              "{} ms grace; dropping it",
+              received_, now_ms() - started_ms_, ServerLimits::kMinRateBytesPerSec,
+              ServerLimits::kGraceMs);
+    fail(kInvalidRequest, "Invalid request: the request arrived too slowly; send it whole");
+    maybe_finish();
   }
 
   void fail(int code, const char* message) {
@@ -152,15 +184,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
+  friend class Server;
   Server& server_;
   int fd_;
   std::string in_, out_;
   JsonStreamScanner scanner_;
+  uint64_t started_ms_ = 0;  // first byte of the request being received
+  size_t received_ = 0;      // its bytes so far
   bool closing_ = false, peer_closed_ = false, dead_ = false, finished_ = false;
   bool polling_out_ = false;
 };
 
-Server::Server(Reactor& reactor) : reactor_(reactor) {}
+Server::Server(Reactor& reactor, ServerLimits limits)
+    : reactor_(reactor), limits_(std::move(limits)) {}
+
+void Server::check_slow_clients() {
+  uint64_t now = now_ms();
+  std::vector<std::shared_ptr<Connection>> slow;
+  for (auto& [fd, c] : conns_)
+    if (c->too_slow(now)) slow.push_back(c);
+  for (auto& c : slow) c->drop_slow();
+}
 
 Server::~Server() {
   close_all();
@@ -175,9 +219,33 @@ std::string Server::listen(const std::string& path) {
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return fmt::format("socket(): {}", strerror(errno));
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    std::string err = fmt::format("cannot bind {}: {}", path, strerror(errno));
+  gid_t gid = static_cast<gid_t>(-1);
+  if (!limits_.socket_group.empty()) {
+    struct group* g = ::getgrnam(limits_.socket_group.c_str());
+    if (!g) {
+      ::close(fd);
+      return fmt::format("no group '{}' for --rpc-socket-group (getent group lists them)",
+                         limits_.socket_group);
+    }
+    gid = g->gr_gid;
+  }
+  // Created owner-only from the start (no window with the umask's mode),
+  // then widened to the group when one is given.
+  mode_t old = ::umask(0177);
+  int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int bind_errno = errno;
+  ::umask(old);
+  if (rc != 0) {
+    std::string err = fmt::format("cannot bind {}: {}", path, strerror(bind_errno));
     ::close(fd);
+    return err;
+  }
+  if (gid != static_cast<gid_t>(-1) && (::chown(path.c_str(), static_cast<uid_t>(-1), gid) != 0 ||
+                                        ::chmod(path.c_str(), 0660) != 0)) {
+    std::string err = fmt::format("cannot give {} to group '{}': {}", path, limits_.socket_group,
+                                  strerror(errno));
+    ::close(fd);
+    ::unlink(path.c_str());
     return err;
   }
   if (::listen(fd, 512) != 0) {
@@ -188,6 +256,9 @@ std::string Server::listen(const std::string& path) {
   listen_fd_ = fd;
   path_ = path;
   reactor_.add_fd(fd, EPOLLIN, [this](uint32_t) { on_accept(); });
+  timer_ = reactor_.add_timer(
+      std::chrono::milliseconds(250), [this] { check_slow_clients(); },
+      std::chrono::milliseconds(250));
   return "";
 }
 
@@ -217,6 +288,10 @@ void Server::drop(int fd) {
 }
 
 void Server::close_all() {
+  if (timer_) {
+    reactor_.cancel_timer(timer_);
+    timer_ = 0;
+  }
   for (auto& [fd, c] : conns_) reactor_.remove_fd(fd);
   conns_.clear();
   if (listen_fd_ >= 0) {

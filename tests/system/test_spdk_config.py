@@ -137,7 +137,7 @@ class SpdkConfigReplay(unittest.TestCase):
                          {"scheduler_name": "static", "scheduler_period": 1000000})
         saved = self.tgt.result("save_config")
         names = [s["subsystem"] for s in saved["subsystems"]]
-        self.assertEqual(names, ["sock", "bdev", "scheduler", "nvmf"])
+        self.assertEqual(names, ["keyring", "sock", "bdev", "scheduler", "nvmf"])
         self.assertEqual(entries(saved, "nvmf_set_crdt")[0]["params"],
                          {"crdt1": 5, "crdt2": 10, "crdt3": 20})
         self.assertEqual(entries(saved, "nvmf_set_max_subsystems")[0]["params"],

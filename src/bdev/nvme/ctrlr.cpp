@@ -455,6 +455,8 @@ void Ctrlr::config_entries(nlohmann::json& out) const {
     p["hdgst"] = popts_.hdgst;
     p["ddgst"] = popts_.ddgst;
     if (!popts_.hostnqn.empty()) p["hostnqn"] = popts_.hostnqn;
+    if (popts_.dhchap_key) p["dhchap_key"] = popts_.dhchap_key->name;  // names only
+    if (popts_.dhchap_ctrlr_key) p["dhchap_ctrlr_key"] = popts_.dhchap_ctrlr_key->name;
     if (!t.hostaddr.empty()) p["hostaddr"] = t.hostaddr;
     if (k > 0) p["multipath"] = "failover";
     out.push_back({{"method", "bdev_nvme_attach_controller"}, {"params", p}});

@@ -10,6 +10,7 @@
 
 #include "bdev/nvme/ctrlr.h"
 #include "bdev/nvme/options.h"
+#include "common/auth/dhchap.h"
 #include "common/log.h"
 #include "reactor/offload.h"
 #include "rpc/registry.h"
@@ -34,6 +35,27 @@ std::string lower(std::string s) {
 
 rpc::RpcError einval(const std::string& msg) {
   return rpc::RpcError(-EINVAL, msg);
+}
+
+// SPDK 24.x's bdev_nvme_set_options dhchap_digests / dhchap_dhgroups: names
+// -> a bitmask of identifiers.
+template <typename Lookup>
+void dhchap_option(Params& p, const char* key, Lookup lookup, const char* known, uint32_t* bits,
+                   json* names) {
+  const json* v = p.opt_value(key);
+  if (!v) return;
+  if (!v->is_array() || v->empty())
+    throw rpc::invalid_params(
+        fmt::format("{} must be a non-empty array of names ({})", key, known));
+  uint32_t b = 0;
+  for (const auto& e : *v) {
+    auto id = e.is_string() ? lookup(e.get<std::string>()) : std::nullopt;
+    if (!id)
+      throw rpc::invalid_params(fmt::format("{}: {} is not one of {}", key, e.dump(), known));
+    b |= 1u << static_cast<unsigned>(*id);
+  }
+  *bits = b;
+  *names = *v;
 }
 
 json set_options(Params& p) {
@@ -69,6 +91,11 @@ json set_options(Params& p) {
   if (auto v = p.opt_bool("nvme_error_stat")) o.nvme_error_stat = *v;
   if (auto v = p.opt_u32("rdma_srq_size")) o.rdma_srq_size = *v;
   if (auto v = p.opt_bool("io_path_stat")) o.io_path_stat = *v;
+  dhchap_option(p, "dhchap_digests", auth::hash_from_name, "sha256, sha384, sha512",
+                &o.dhchap_digests, &o.dhchap_digest_names);
+  dhchap_option(p, "dhchap_dhgroups", auth::dhgroup_from_name,
+                "null, ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192", &o.dhchap_dhgroups,
+                &o.dhchap_dhgroup_names);
   // Keys of newer SPDK versions: kept, written back, and said so.
   if (p.raw().is_object())
     for (const auto& [k, v] : p.raw().items())
@@ -136,9 +163,23 @@ AttachReq parse_attach(Params& p) {
   a.res.fast_io_fail_timeout_sec =
       p.opt_u32("fast_io_fail_timeout_sec").value_or(def.fast_io_fail_timeout_sec);
   auto psk = p.opt_str("psk");
+  auto dhchap_key = p.opt_str("dhchap_key");
+  auto dhchap_ctrlr_key = p.opt_str("dhchap_ctrlr_key");
   p.done();
 
   if (a.name.empty()) throw einval("name must not be empty");
+  // SPDK 24.x: keyring names; a missing key is -ENOKEY.
+  for (auto [name, out] : {std::pair{&dhchap_key, &a.popts.dhchap_key},
+                           std::pair{&dhchap_ctrlr_key, &a.popts.dhchap_ctrlr_key}}) {
+    if (!*name) continue;
+    *out = keyring::Keyring::instance().find(**name);
+    if (!*out)
+      throw rpc::errno_error(ENOKEY, fmt::format("no key named '{}' in the keyring (add it with "
+                                                 "keyring_file_add_key)",
+                                                 **name));
+  }
+  if (dhchap_ctrlr_key && !dhchap_key)
+    throw einval("dhchap_ctrlr_key requires dhchap_key (the host authenticates first)");
   std::string t = lower(trtype);
   if (t == "tcp")
     a.trid.trtype = Trtype::kTcp;
@@ -191,6 +232,8 @@ AttachReq parse_attach(Params& p) {
   if (hostsvcid) a.trid.hostsvcid = *hostsvcid;
   if (hostnqn) a.popts.hostnqn = *hostnqn;
   a.popts.kato_ms = options().keep_alive_timeout_ms;
+  a.popts.dhchap_digests = options().dhchap_digests;
+  a.popts.dhchap_dhgroups = options().dhchap_dhgroups;
   a.popts.transport_retry_count = options().transport_retry_count;
   if (fabrics_us)
     a.popts.timeout_ms = static_cast<int>(std::max<uint64_t>(*fabrics_us / 1000, 100));

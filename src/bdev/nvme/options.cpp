@@ -57,6 +57,8 @@ nlohmann::json ModuleOptions::to_params() const {
       {"transport_tos", transport_tos},
       {"io_path_stat", io_path_stat},
   };
+  if (!dhchap_digest_names.is_null()) p["dhchap_digests"] = dhchap_digest_names;
+  if (!dhchap_dhgroup_names.is_null()) p["dhchap_dhgroups"] = dhchap_dhgroup_names;
   for (const auto& [k, v] : unknown.items()) p[k] = v;
   return p;
 }

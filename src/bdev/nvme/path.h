@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "keyring/keyring.h"
 #include "nvme/sqe.h"
 
 namespace nvemu::bdev::nvme {
@@ -43,6 +44,9 @@ struct PathOptions {
   int timeout_ms = 5000;  // connect and each bring-up command
   uint32_t transport_retry_count = 4;
   size_t io_qpairs = 1;  // vfio-user sizes its DMA memory for them
+  // DH-HMAC-CHAP keys (keyring), for targets that require authentication.
+  std::shared_ptr<const keyring::Key> dhchap_key, dhchap_ctrlr_key;
+  uint32_t dhchap_digests = 0xe, dhchap_dhgroups = 0x3f;  // offered (bdev_nvme_set_options)
 };
 
 // What bring-up learned about the controller and its active namespaces.

@@ -25,6 +25,7 @@ int errno_of(const std::string& why) {
   if (why.find("timed out") != std::string::npos || why.find("no ICResp") != std::string::npos)
     return ETIMEDOUT;
   if (why.find("SC 0x84") != std::string::npos) return EPERM;
+  if (why.find("DH-HMAC-CHAP") != std::string::npos) return EACCES;
   if (why.find("SC 0x82") != std::string::npos) return ENODEV;
   if (why.find("resolve") != std::string::npos || why.find("address") != std::string::npos)
     return EINVAL;
@@ -37,6 +38,11 @@ std::string explain(const Trid& t, const PathOptions& o, const std::string& why)
     return fmt::format(
         "subsystem {} at {} refused host {} ({}); allow it there with nvmf_subsystem_add_host "
         "or allow_any_host, or attach with the hostnqn it allows",
+        t.subnqn, where, o.hostnqn, why);
+  if (why.find("DH-HMAC-CHAP") != std::string::npos)
+    return fmt::format(
+        "subsystem {} at {} did not authenticate host {} ({}); check that dhchap_key holds the "
+        "secret the target has for this host (and dhchap_ctrlr_key the target's)",
         t.subnqn, where, o.hostnqn, why);
   if (why.find("SC 0x82") != std::string::npos)
     return fmt::format(
@@ -154,6 +160,10 @@ class TcpAdminPath final : public AdminPath {
     // hostaddr binds each connection's local end; hostsvcid, a port, fits
     // one connection only, so it is recorded and not bound.
     p.src_addr = trid_.hostaddr;
+    if (opts_.dhchap_key) p.dhchap_key = opts_.dhchap_key->secret;
+    if (opts_.dhchap_ctrlr_key) p.dhchap_ctrlr_key = opts_.dhchap_ctrlr_key->secret;
+    p.dhchap_digests = opts_.dhchap_digests;
+    p.dhchap_dhgroups = opts_.dhchap_dhgroups;
     std::string err = host_.connect(p);
     if (!err.empty()) {
       *err_no = errno_of(err);

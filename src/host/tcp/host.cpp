@@ -73,8 +73,12 @@ std::string Host::fabrics_connect(Queue& q, uint16_t qid, uint16_t depth, uint16
   nvme::Cqe c{};
   std::string err =
       check(q.exec(s, &d, sizeof d, Dir::kToController, &c, params_.timeout_ms), c, "Connect");
-  if (err.empty() && cntlid_out) *cntlid_out = static_cast<uint16_t>(c.cdw0 & 0xffff);
-  return err;
+  if (!err.empty()) return err;
+  if (cntlid_out) *cntlid_out = static_cast<uint16_t>(c.cdw0 & 0xffff);
+  // AUTHREQ (ATR bit 17 / ASCR bit 18): the controller requires in-band
+  // authentication before this queue may be used.
+  if (c.cdw0 & (3u << 17)) return authenticate(q, qid);
+  return "";
 }
 
 std::string Host::connect(const ConnectParams& p) {

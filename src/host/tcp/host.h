@@ -7,8 +7,10 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "common/auth/dhchap.h"
 #include "host/tcp/queue.h"
 #include "nvme/sqe.h"
 
@@ -30,6 +32,13 @@ struct ConnectParams {
   int timeout_ms = 5000;
   std::string src_addr;  // local address/port to bind (QueueOptions)
   uint16_t src_port = 0;
+  // DH-HMAC-CHAP (Base 2.0, 8.13.5): the host's secret, answered whenever
+  // a queue's Connect response asks for authentication; with the
+  // controller's secret too, the host checks the controller back. The
+  // digests and DH groups offered (bit = identifier) default to all.
+  std::optional<auth::Secret> dhchap_key, dhchap_ctrlr_key;
+  uint32_t dhchap_digests = 0xe;
+  uint32_t dhchap_dhgroups = 0x3f;
 };
 
 // Bit 0 phase excluded: the 15-bit status field of a CQE as Status would
@@ -66,6 +75,8 @@ class Host {
  private:
   std::string fabrics_connect(Queue& q, uint16_t qid, uint16_t depth, uint16_t cntlid,
                               uint16_t* cntlid_out);
+  // One DH-HMAC-CHAP transaction on q (host/tcp/auth.cpp).
+  std::string authenticate(Queue& q, uint16_t qid);
 
   ConnectParams params_;
   Queue admin_;
