@@ -10,7 +10,9 @@
 #include <thread>
 
 #include "app/config.h"
+#include "app/metrics_http.h"
 #include "app/preflight.h"
+#include "app/sd_notify.h"
 #include "bdev/bdev.h"
 #include "bdev/bdev_rpc.h"
 #include "bdev/nvme/ctrlr.h"
@@ -37,6 +39,11 @@ std::vector<unsigned> online_cores() {
     for (unsigned c = 0; c < CPU_SETSIZE; ++c)
       if (CPU_ISSET(c, &set)) out.push_back(c);
   return out;
+}
+
+void notify(const std::string& state) {
+  std::string why = sd_notify(state);
+  if (!why.empty()) LOG_WARN("app", "{}", why);
 }
 
 std::string describe(const std::vector<unsigned>& cores) {
@@ -154,10 +161,13 @@ int run(const Options& o) {
       LOG_ERROR("app", "Unable to start RPC service at {}: {}", o.rpc_socket, why);
       return false;
     }
+    bool waiting = rpc::Registry::instance().state() == rpc::kStartup;
     LOG_NOTICE("app", "RPC server listening on {}; {}", o.rpc_socket,
-               rpc::Registry::instance().state() == rpc::kStartup
-                   ? "waiting for framework_start_init"
-                   : "ready");
+               waiting ? "waiting for framework_start_init" : "ready");
+    // systemd's readiness: the socket is bound and the main reactor, which
+    // sends this, is the one that answers it (after -c's replay when given).
+    notify(fmt::format("READY=1\nMAINPID={}\nSTATUS=RPC on {}{}", getpid(), o.rpc_socket,
+                       waiting ? ", waiting for framework_start_init" : ""));
     return true;
   };
   // With -c the socket opens once the replay is done, so a client's first
@@ -167,12 +177,24 @@ int run(const Options& o) {
     set.destroy();
     return 1;
   }
+  MetricsHttp metrics(set.main());
+  if (!o.metrics_addr.empty()) {
+    std::string why = metrics.listen(o.metrics_addr);
+    if (!why.empty()) {
+      LOG_ERROR("app", "--metrics {}: {}", o.metrics_addr, why);
+      server.close_all();
+      set.destroy();
+      return 1;
+    }
+    LOG_NOTICE("app", "Prometheus metrics at http://{}/metrics", o.metrics_addr);
+  }
 
   int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
   set.main().add_fd(sfd, EPOLLIN, [sfd, &set](uint32_t) {
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == sizeof si) {
       LOG_NOTICE("app", "received {}, shutting down", strsignal(static_cast<int>(si.ssi_signo)));
+      notify("STOPPING=1\nSTATUS=shutting down");
       set.stop_all();
     }
   });
@@ -193,6 +215,8 @@ int run(const Options& o) {
   set.run_main();
 
   LOG_NOTICE("app", "shutting down");
+  notify("STOPPING=1\nSTATUS=shutting down");
+  metrics.close();
   server.close_all();
   set.stop_all();
   set.join_others();

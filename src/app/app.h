@@ -20,6 +20,7 @@ struct Options {
   std::string json_config;
   std::vector<std::string> log_flags;
   std::string app_name = "nvemu-tgt";
+  std::string metrics_addr;  // --metrics IP:PORT; "" = no metrics endpoint
 };
 
 // Parses argv; on error or -h returns false and sets *message (exit code in
