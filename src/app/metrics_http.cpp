@@ -40,6 +40,11 @@ const char* reason(int status) {
 struct MetricsHttp::Conn {
   std::string in, out;
   bool responding = false;  // a reply is being gathered or sent: stop reading
+  // After an error reply to a request not read whole: closing with unread
+  // data would reset the connection before the client reads the reply, so
+  // the write side is shut and the rest read and dropped (bounded by the
+  // idle timer).
+  bool draining = false;
   Reactor::TimerId timer = 0;
 };
 
@@ -128,6 +133,14 @@ void MetricsHttp::on_conn(int fd, uint32_t events) {
     flush(fd);
     return;
   }
+  if (c.draining) {
+    char sink[4096];
+    ssize_t n;
+    while ((n = recv(fd, sink, sizeof sink, 0)) > 0) {
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) drop(fd);
+    return;
+  }
   if (c.responding) return;
   char buf[4096];
   bool peer_closed = false;
@@ -185,6 +198,7 @@ void MetricsHttp::on_conn(int fd, uint32_t events) {
 void MetricsHttp::respond(int fd, int status, const std::string& type, const std::string& body) {
   Conn& c = *conns_.at(fd);
   c.responding = true;
+  c.draining = status != 200;
   c.out = fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
       status, reason(status), type, body.size(), body);
@@ -205,6 +219,11 @@ void MetricsHttp::flush(int fd) {
       return;
     }
     break;  // the client went away
+  }
+  if (c.out.empty() && c.draining) {
+    shutdown(fd, SHUT_WR);
+    reactor_.modify_fd(fd, EPOLLIN | EPOLLRDHUP);
+    return;
   }
   drop(fd);
 }
