@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build run test test-unit test-asan test-fuzz format format-check clean
+.PHONY: all deps build run deb test test-unit test-asan test-fuzz format format-check clean
 
 all: build
 
@@ -39,6 +39,13 @@ test-asan:
 
 test-fuzz:
 	@bash scripts/run-fuzz.sh $(FUZZ_BUILD)
+
+# The Debian package, built by dpkg-buildpackage in a copy of the tree under
+# $(DEB_BUILD) (it writes its results to the parent of the tree it builds),
+# then checked by lintian. Result: $(DEB_BUILD)/nvemu_<version>_amd64.deb.
+DEB_BUILD ?= build-deb
+deb: deps
+	@bash scripts/make-deb.sh $(DEB_BUILD)
 
 format:
 	@git ls-files '*.cpp' '*.h' | xargs clang-format -i

@@ -17,7 +17,13 @@ E2E_PKGS=(qemu-system-x86 busybox-static kmod socat
 # (tests/system/ceph_cluster.py).
 TEST_PKGS=(ceph-mon ceph-mgr ceph-osd ceph-common)
 
-want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
+# Packaging and service (make deb, test_deb_service, test_metrics): Debian's
+# build tooling, man pages from --help, the unit checker, the Prometheus
+# text parser the metrics test scrapes with.
+SERVICE_PKGS=(debhelper dpkg-dev fakeroot lintian help2man systemd
+  python3-prometheus-client)
+
+want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${SERVICE_PKGS[@]}")
 if [[ "${NVEMU_SKIP_E2E_DEPS:-0}" != 1 ]]; then
   want+=("${E2E_PKGS[@]}")
 fi

@@ -22,6 +22,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -402,6 +403,12 @@ int cmd_hold(HostCtrl& c, const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // help2man reads the man page's name line from --version.
+  if (argc == 2 && std::string_view(argv[1]) == "--version") {
+    std::printf("nvemu-host %s\nNVMe host (initiator) over NVMe/TCP and vfio-user\n",
+                NVEMU_VERSION);
+    return 0;
+  }
   std::signal(SIGPIPE, SIG_IGN);
   Args a;
   try {

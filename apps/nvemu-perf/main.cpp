@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <string_view>
 
 #include "job.h"
 #include "memcpy_bench.h"
@@ -136,6 +137,12 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // help2man reads the man page's name line from --version.
+  if (argc == 2 && std::string_view(argv[1]) == "--version") {
+    std::printf("nvemu-perf %s\nI/O load generator for NVMe/TCP and vfio-user controllers\n",
+                NVEMU_VERSION);
+    return 0;
+  }
   Options o;
   bool exit_now = false;
   std::string err = parse_options(argc, argv, &o, &exit_now);

@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
 #include <memory>
+#include <string_view>
 
 #include "args.h"
 #include "client.h"
@@ -116,6 +118,13 @@ int run_script(const ArgParser& top, Client& client) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // help2man reads the man page's name line from --version.
+  if (argc == 2 && std::string_view(argv[1]) == "--version") {
+    std::printf(
+        "nvemu-rpc %s\nJSON-RPC client for nvemu-tgt and SPDK targets (rpc.py compatible)\n",
+        NVEMU_VERSION);
+    return 0;
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   ArgParser top = global_parser();
   try {

@@ -12,7 +12,9 @@
 
 #include "app/autosave.h"
 #include "app/config.h"
+#include "app/metrics_http.h"
 #include "app/preflight.h"
+#include "app/sd_notify.h"
 #include "bdev/bdev.h"
 #include "bdev/bdev_rpc.h"
 #include "bdev/delay/delay_bdev.h"
@@ -43,6 +45,11 @@ std::vector<unsigned> online_cores() {
     for (unsigned c = 0; c < CPU_SETSIZE; ++c)
       if (CPU_ISSET(c, &set)) out.push_back(c);
   return out;
+}
+
+void notify(const std::string& state) {
+  std::string why = sd_notify(state);
+  if (!why.empty()) LOG_WARN("app", "{}", why);
 }
 
 std::string describe(const std::vector<unsigned>& cores) {
@@ -189,10 +196,13 @@ int run(const Options& o) {
       LOG_ERROR("app", "Unable to start RPC service at {}: {}", o.rpc_socket, why);
       return false;
     }
+    bool waiting = rpc::Registry::instance().state() == rpc::kStartup;
     LOG_NOTICE("app", "RPC server listening on {}; {}", o.rpc_socket,
-               rpc::Registry::instance().state() == rpc::kStartup
-                   ? "waiting for framework_start_init"
-                   : "ready");
+               waiting ? "waiting for framework_start_init" : "ready");
+    // systemd's readiness: the socket is bound and the main reactor, which
+    // sends this, is the one that answers it (after -c's replay when given).
+    notify(fmt::format("READY=1\nMAINPID={}\nSTATUS=RPC on {}{}", getpid(), o.rpc_socket,
+                       waiting ? ", waiting for framework_start_init" : ""));
     return true;
   };
   // With -c the socket opens once the replay is done, so a client's first
@@ -204,12 +214,24 @@ int run(const Options& o) {
   }
   if (o.json_config.empty() && !o.config_autosave.empty())
     set.main().send([&o] { start_autosave(o.config_autosave); });
+  MetricsHttp metrics(set.main());
+  if (!o.metrics_addr.empty()) {
+    std::string why = metrics.listen(o.metrics_addr);
+    if (!why.empty()) {
+      LOG_ERROR("app", "--metrics {}: {}", o.metrics_addr, why);
+      server.close_all();
+      set.destroy();
+      return 1;
+    }
+    LOG_NOTICE("app", "Prometheus metrics at http://{}/metrics", o.metrics_addr);
+  }
 
   int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
   set.main().add_fd(sfd, EPOLLIN, [sfd, &set](uint32_t) {
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof si) == sizeof si) {
       LOG_NOTICE("app", "received {}, shutting down", strsignal(static_cast<int>(si.ssi_signo)));
+      notify("STOPPING=1\nSTATUS=shutting down");
       set.stop_all();
     }
   });
@@ -233,7 +255,9 @@ int run(const Options& o) {
   set.run_main();
 
   LOG_NOTICE("app", "shutting down");
+  notify("STOPPING=1\nSTATUS=shutting down");
   stop_autosave();  // teardown below must not be saved as the new state
+  metrics.close();
   server.close_all();
   set.stop_all();
   set.join_others();

@@ -23,6 +23,7 @@ struct Options {
   std::string config_autosave;  // --config-autosave FILE (autosave.h)
   std::vector<std::string> log_flags;
   std::string app_name = "nvemu-tgt";
+  std::string metrics_addr;  // --metrics IP:PORT; "" = no metrics endpoint
 };
 
 // Parses argv; on error or -h returns false and sets *message (exit code in

@@ -2,6 +2,7 @@
 #include <getopt.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "app/app.h"
 
@@ -29,7 +30,14 @@ Options (as SPDK's application framework):
                           keep FILE equal to save_config after every change (atomic
                           rename); restart with -c FILE to restore the same state
   -L, --logflag FLAG      debug log for a component (rpc, nvmf, tcp, vfio_user, bdev, ...; all)
-  -h, --help              this text
+      --metrics IP:PORT   serve Prometheus metrics over HTTP at http://IP:PORT/metrics
+                          (off by default; e.g. --metrics 127.0.0.1:9464)
+  -h, --help              display this help and exit
+  -V, --version           output version information and exit
+
+Under systemd (Type=notify) it reports READY=1 once the RPC socket answers and
+STOPPING=1 on shutdown; with JOURNAL_STREAM set, log lines carry their priority.
+The DOCA emulation functions' sockets go to $NVEMU_DOCA_DIR [/var/tmp/nvemu-doca].
 
 Example (the DOCA NVMe Emulation record's command line):
   {0} -m 0x3 --main-core 0 -s 1024 --no-pci --wait-for-rpc
@@ -47,7 +55,7 @@ bool parse_u64(const char* s, uint64_t* out) {
 }  // namespace
 
 bool parse_options(int argc, char** argv, Options* o, std::string* message, int* exit_code) {
-  enum { kNoPci = 256, kWaitForRpc, kMainCore, kHugeUnlink, kNoHuge, kRpcGroup, kRpcMax, kAutosave };
+  enum { kNoPci = 256, kWaitForRpc, kMainCore, kHugeUnlink, kNoHuge, kRpcGroup, kRpcMax, kAutosave, kMetrics };
   static const struct option kLong[] = {
       {"cpumask", required_argument, nullptr, 'm'},
       {"main-core", required_argument, nullptr, 'p'},
@@ -64,13 +72,17 @@ bool parse_options(int argc, char** argv, Options* o, std::string* message, int*
       {"config-autosave", required_argument, nullptr, kAutosave},
       {"huge-unlink", no_argument, nullptr, kHugeUnlink},
       {"no-huge", no_argument, nullptr, kNoHuge},
+      {"metrics", required_argument, nullptr, kMetrics},
       {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0}};
+  // The bare name: help2man copies the usage line into the man page.
   const char* prog = argc > 0 ? argv[0] : "nvemu-tgt";
+  if (const char* slash = std::strrchr(prog, '/')) prog = slash + 1;
   optind = 1;
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, ":m:p:s:r:c:L:h", kLong, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, ":m:p:s:r:c:L:hV", kLong, nullptr)) != -1) {
     uint64_t v;
     switch (c) {
       case 'm':
@@ -131,6 +143,14 @@ bool parse_options(int argc, char** argv, Options* o, std::string* message, int*
       case 'L':
         o->log_flags.push_back(optarg);
         break;
+      case kMetrics:
+        o->metrics_addr = optarg;
+        break;
+      case 'V':
+        *message = fmt::format("nvemu-tgt {}\nSPDK v23.01 compatible NVMe emulation target\n",
+                               NVEMU_VERSION);
+        *exit_code = 0;
+        return false;
       case 'h':
         *message = fmt::format(kUsage, prog);
         *exit_code = 0;

@@ -19,15 +19,17 @@
 namespace nvemu::app {
 namespace {
 
-struct Holder {
-  int pid;
-  std::string comm;
-  uint64_t kb;
-};
+int peer_pid(int fd) {
+  struct ucred cred {};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) return cred.pid;
+  return 0;
+}
 
-// Processes holding hugetlb memory, from /proc/PID/smaps_rollup.
-std::vector<Holder> hugepage_holders() {
-  std::vector<Holder> out;
+}  // namespace
+
+std::vector<HugepageHolder> hugepage_holders() {
+  std::vector<HugepageHolder> out;
   DIR* d = opendir("/proc");
   if (!d) return out;
   while (dirent* e = readdir(d)) {
@@ -50,14 +52,22 @@ std::vector<Holder> hugepage_holders() {
   return out;
 }
 
-int peer_pid(int fd) {
-  struct ucred cred {};
-  socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) return cred.pid;
-  return 0;
+SocketProbe probe_socket(const std::string& path) {
+  SocketProbe p;
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return p;
+  p.exists = true;
+  p.is_socket = S_ISSOCK(st.st_mode);
+  if (!p.is_socket) return p;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  p.live = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  p.owner_pid = p.live ? peer_pid(fd) : 0;
+  if (fd >= 0) close(fd);
+  return p;
 }
-
-}  // namespace
 
 HugepageInfo read_hugepages() {
   const char* path = std::getenv("NVEMU_MEMINFO");
@@ -92,7 +102,7 @@ std::string check_hugepages(uint64_t mem_mb, std::string* warning) {
   if (h.free >= need) return "";
   uint64_t missing = need - h.free;
   std::string who;
-  for (const Holder& x : hugepage_holders())
+  for (const HugepageHolder& x : hugepage_holders())
     who += fmt::format("{}{} (pid {}, {} MB)", who.empty() ? "" : ", ", x.comm, x.pid, x.kb / 1024);
   return fmt::format(
       "not enough free hugepages: -s {} MB needs {} pages of {} kB, but only {} of {} are free "
@@ -134,21 +144,15 @@ std::string SocketGuard::acquire(const std::string& path, std::string* notice) {
     // Not fatal: only the pid in a later refusal message is lost.
   }
 
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return "";
-  if (!S_ISSOCK(st.st_mode))
-    return fmt::format("{} exists and is not a socket; remove it or choose another path with -r",
-                       path);
   // A socket file without our lock: either another kind of daemon (SPDK
   // itself) is serving it, or its owner died. Only a connect tells.
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un addr {};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  bool live = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  int owner = live ? peer_pid(fd) : 0;
-  if (fd >= 0) close(fd);
-  if (live)
+  SocketProbe probe = probe_socket(path);
+  if (!probe.exists) return "";
+  if (!probe.is_socket)
+    return fmt::format("{} exists and is not a socket; remove it or choose another path with -r",
+                       path);
+  int owner = probe.owner_pid;
+  if (probe.live)
     return fmt::format(
         "RPC socket {} is in use by another process{} that is answering on it. Stop it or "
         "start this one with another socket: -r /var/tmp/spdk2.sock",

@@ -55,9 +55,19 @@ void accumulate(IoStats& into, const IoStats& from) {
   into.write_latency_us.fetch_add(get(from.write_latency_us));
   into.unmap_latency_us.fetch_add(get(from.unmap_latency_us));
   into.num_errors.fetch_add(get(from.num_errors));
+  for (size_t i = 0; i < kLatencyBuckets; ++i) {
+    into.read_hist[i].fetch_add(get(from.read_hist[i]));
+    into.write_hist[i].fetch_add(get(from.write_hist[i]));
+  }
 }
 
 }  // namespace
+
+size_t latency_bucket(uint64_t us) {
+  if (us <= 1) return 0;
+  size_t i = static_cast<size_t>(64 - __builtin_clzll(us - 1));  // ceil(log2(us))
+  return i < kLatencyBuckets - 1 ? i : kLatencyBuckets - 1;
+}
 
 void IoStats::add_to(nlohmann::json& out) const {
   auto bump = [&](const char* key, uint64_t v) {
@@ -108,11 +118,13 @@ void Channel::complete(BdevIo* io, IoStatus status) {
         add(stats_.bytes_read, bytes);
         add(stats_.num_read_ops, 1);
         add(stats_.read_latency_us, lat);
+        add(stats_.read_hist[latency_bucket(lat)], 1);
         break;
       case IoType::kWrite:
         add(stats_.bytes_written, bytes);
         add(stats_.num_write_ops, 1);
         add(stats_.write_latency_us, lat);
+        add(stats_.write_hist[latency_bucket(lat)], 1);
         break;
       case IoType::kUnmap:
         add(stats_.bytes_unmapped, bytes);
@@ -234,6 +246,19 @@ nlohmann::json Bdev::iostat_json() const {
   retired_.add_to(j);
   for (const Channel* ch : channels_) ch->stats().add_to(j);
   return j;
+}
+
+void Bdev::latency_histograms(uint64_t (&read)[kLatencyBuckets],
+                              uint64_t (&write)[kLatencyBuckets]) const {
+  std::lock_guard lock(channels_mu_);
+  for (size_t i = 0; i < kLatencyBuckets; ++i) {
+    read[i] = get(retired_.read_hist[i]);
+    write[i] = get(retired_.write_hist[i]);
+    for (const Channel* ch : channels_) {
+      read[i] += get(ch->stats().read_hist[i]);
+      write[i] += get(ch->stats().write_hist[i]);
+    }
+  }
 }
 
 Registry& Registry::instance() {

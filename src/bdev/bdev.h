@@ -54,6 +54,12 @@ struct BdevIo {
   struct iovec direct {};
 };
 
+// Latency histogram buckets of successful reads and writes: bucket i counts
+// I/O that took at most 2^i microseconds (1 us .. ~1 s); the last bucket
+// counts the rest. Exposed as Prometheus histograms by --metrics.
+constexpr size_t kLatencyBuckets = 22;
+size_t latency_bucket(uint64_t us);
+
 // Per-channel counters: written only by the channel's reactor, read by RPC.
 struct IoStats {
   std::atomic<uint64_t> bytes_read{0}, num_read_ops{0};
@@ -62,6 +68,7 @@ struct IoStats {
   std::atomic<uint64_t> num_write_zeroes_ops{0}, num_flush_ops{0};
   std::atomic<uint64_t> read_latency_us{0}, write_latency_us{0}, unmap_latency_us{0};
   std::atomic<uint64_t> num_errors{0};
+  std::atomic<uint64_t> read_hist[kLatencyBuckets]{}, write_hist[kLatencyBuckets]{};
   void add_to(nlohmann::json& out) const;
 };
 
@@ -138,6 +145,9 @@ class Bdev {
 
   nlohmann::json info_json() const;  // one bdev_get_bdevs entry
   nlohmann::json iostat_json() const;
+  // Sums of every channel's histogram (retired ones included); any thread.
+  void latency_histograms(uint64_t (&read)[kLatencyBuckets],
+                          uint64_t (&write)[kLatencyBuckets]) const;
 
   // Channels register so iostat can sum them; any thread.
   void attach_channel(Channel* ch);

@@ -1,9 +1,11 @@
 #include "common/log.h"
 
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -37,6 +39,39 @@ void ensure_defaults() {
   std::call_once(once, [] {
     for (const char* c : kComponents) table().flags.emplace(c, false);
   });
+}
+
+// systemd sets JOURNAL_STREAM=DEV:INODE when stderr is connected to the
+// journal; a line then starts with "<N>" (sd-daemon(3) levels) so journalctl
+// keeps each line's priority. The variable is inherited by children whose
+// stderr may be elsewhere, hence the check that it names our stderr.
+bool stderr_is_journal() {
+  static const bool is = [] {
+    const char* v = std::getenv("JOURNAL_STREAM");
+    struct stat st;
+    if (!v || fstat(2, &st) != 0) return false;
+    unsigned long long dev = 0, ino = 0;
+    if (std::sscanf(v, "%llu:%llu", &dev, &ino) != 2) return false;
+    return dev == static_cast<unsigned long long>(st.st_dev) &&
+           ino == static_cast<unsigned long long>(st.st_ino);
+  }();
+  return is;
+}
+
+int syslog_priority(Level level) {
+  switch (level) {
+    case Level::kError:
+      return 3;
+    case Level::kWarn:
+      return 4;
+    case Level::kNotice:
+      return 5;
+    case Level::kInfo:
+      return 6;
+    case Level::kDebug:
+      return 7;
+  }
+  return 5;
 }
 
 const char* basename(const char* path) {
@@ -161,8 +196,9 @@ void write(Level level, std::string_view component, const char* file, int line,
   localtime_r(&tv.tv_sec, &tm);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
-  std::string out = fmt::format("[{}.{:06d}] {}:{:4d}:{}: *{}*: {}\n", stamp, tv.tv_usec,
-                                basename(file), line, component, level_name(level), message);
+  std::string out = stderr_is_journal() ? fmt::format("<{}>", syslog_priority(level)) : "";
+  out += fmt::format("[{}.{:06d}] {}:{:4d}:{}: *{}*: {}\n", stamp, tv.tv_usec, basename(file), line,
+                     component, level_name(level), message);
   std::fwrite(out.data(), 1, out.size(), stderr);
 }
 
