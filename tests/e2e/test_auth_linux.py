@@ -216,6 +216,41 @@ def main():
         out = g.check("dmesg | grep nvmet: | tail -20")
         assert f"for NQN {NVEMU_HOST} with DH-HMAC-CHAP" in out, out
 
+    def reauthentication():
+        """Linux 6.12 re-authenticates every queue when its dhchap_secret is
+        written: a new AUTH negotiate on authenticated queues. With the same
+        key the queues keep serving I/O; with a wrong key the target's reply
+        check fails and the host loses the controller."""
+        restart(dhgroups=["null"], ctrl_key=False)
+        t = state["tgt"]
+        rc, out = connect(f"--dhchap-secret={HOST_KEY}")
+        assert rc == 0, out
+        try:
+            disk = linux_host.find_disk(g, NQN)
+            ctrl = g.check(f"basename $(dirname $(grep -l {NQN} /sys/class/nvme/*/subsysnqn))")
+            ctrl = ctrl.strip()
+            # nvemu logs a host's first authentication only; the host's
+            # log shows the new transaction completing.
+            done = f"nvme {ctrl}: qid 0: authenticated with hash"
+            before = g.dmesg().count(done)
+            g.check(f"printf %s '{HOST_KEY}' > /sys/class/nvme/{ctrl}/dhchap_secret")
+            for _ in range(100):
+                if g.dmesg().count(done) > before:
+                    break
+                g.run("sleep 0.1")
+            assert g.dmesg().count(done) > before, f"no re-authentication: {g.dmesg()[-1500:]}"
+            assert "re-authenticating controller" in g.dmesg()
+            linux_host.dd_roundtrip(g, disk, pattern_path, digest, PATTERN_MB)
+            mark = len(t.output())
+            g.check(f"printf %s '{OTHER_KEY}' > /sys/class/nvme/{ctrl}/dhchap_secret")
+            for _ in range(100):
+                if "failed at reply" in t.output()[mark:]:
+                    break
+                g.run("sleep 0.1")
+            assert "failed at reply" in t.output()[mark:], t.output()[mark:]
+        finally:
+            disconnect()
+
     def discovery_auth():
         """A host with a key on the discovery NQN authenticates before it
         reads the discovery log; without the key (or with a wrong one) it
@@ -275,6 +310,8 @@ def main():
             checks.run("access control: discovery filtered, stranger refused, removal "
                        "disconnects", access_control)
             checks.run("discovery controller requires the host's key", discovery_auth)
+            checks.run("re-authentication: same key keeps I/O, wrong key fails",
+                       reauthentication)
             checks.run("nvemu initiator -> Linux nvmet, bidirectional DH-HMAC-CHAP, "
                        "pattern in nvmet's file; wrong keys refused", nvmet_initiator)
         finally:
