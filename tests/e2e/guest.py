@@ -13,7 +13,9 @@ The guest is a throw-away VM (TCG, no KVM needed) built from host packages:
             it, so the guest uses Debian's nvme-cli, fio, bash, python3...
 
 Network: QEMU user networking with restrict=on, so the guest can reach nothing
-but the host loopback ports the caller forwards (guestfwd + socat).
+but the host loopback ports the caller forwards (guestfwd + socat); the host
+reaches guest servers only through the caller's host_forwards (hostfwd,
+bound to 127.0.0.1).
 
 Control: a second serial port (/dev/ttyS1) carries commands to an agent in the
 guest and framed base64 output back; see Guest.run().
@@ -649,9 +651,13 @@ class Guest:
 
     def __init__(self, forwards=(), extra_qemu_args=(), qemu=None,
                  memory="1G", smp=1, append="", modules=DEFAULT_MODULES,
-                 kernel=None, workdir=None, boot_timeout=90, host_cache="loose"):
+                 kernel=None, workdir=None, boot_timeout=90, host_cache="loose",
+                 host_forwards=()):
         """forwards: (guest_ip, guest_port, host_port) triples; a guest TCP
         connection to guest_ip:guest_port reaches 127.0.0.1:host_port.
+        host_forwards: (host_port, guest_port) pairs; a host connection to
+        127.0.0.1:host_port reaches the guest's guest_port (a guest server,
+        e.g. Linux nvmet).
         extra_qemu_args: appended to QEMU's command line (devices, memory
         backends...). qemu: binary to use (default $NVEMU_QEMU or the
         system's). append: extra kernel command line. modules: kernel
@@ -659,6 +665,7 @@ class Guest:
         of the host root ("loose" is fast, "none" never stale).
         """
         self.forwards = list(forwards)
+        self.host_forwards = list(host_forwards)
         self.extra_qemu_args = list(extra_qemu_args)
         self.qemu = qemu or os.environ.get("NVEMU_QEMU") or "qemu-system-x86_64"
         self.memory, self.smp = memory, smp
@@ -772,7 +779,9 @@ class Guest:
         guestfwd's cmd: form runs one socat per guest connection; the plain
         tcp: form would merge all guest connections into one host socket,
         which breaks NVMe/TCP (one connection per queue). socat only ever
-        connects to 127.0.0.1.
+        connects to 127.0.0.1. hostfwd (host->guest) is not affected by
+        restrict=on, which only stops the guest's own outbound traffic; it
+        binds 127.0.0.1 only.
         """
         socat = shutil.which("socat")
         if self.forwards and not socat:
@@ -784,6 +793,8 @@ class Guest:
                    f"TCP:127.0.0.1:{int(host_port)},nodelay")
             parts.append(f"guestfwd=tcp:{guest_ip}:{int(guest_port)}-cmd:"
                          + _qemu_escape(cmd))
+        for host_port, guest_port in self.host_forwards:
+            parts.append(f"hostfwd=tcp:127.0.0.1:{int(host_port)}-:{int(guest_port)}")
         return ",".join(parts)
 
     def _accept(self, listener, t0):

@@ -6,9 +6,13 @@ control: bookworm-backports' kernel (CONFIG_NVME_HOST_AUTH=y; Debian 12's
 restarted on the same port where nvmf_set_config (start-up only) picks the
 digest and DH group.
 
-Prints one line per check, then "N passed, N failed"; exits 1 on failure.
-Not covered here yet: nvemu's initiator against the guest's nvmet (the
-harness forwards guest->host only; it needs a hostfwd)."""
+The same guest is also the target: Linux nvmet (configfs dhchap_key,
+dhchap_ctrl_key, dhchap_hash, dhchap_dhgroup on the host entry, a file on the
+guest's tmpfs as the namespace) reached through a hostfwd, with nvemu's
+bdev_nvme initiator attaching with keyring keys; bytes written through nvemu
+are read back from the guest's backing file.
+
+Prints one line per check, then "N passed, N failed"; exits 1 on failure."""
 import hashlib
 import os
 import sys
@@ -21,6 +25,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "system"))
 import guest  # noqa: E402
 import harness  # noqa: E402
 import linux_host  # noqa: E402
+from test_bdev_nvme import attach_params, export, write_verify  # noqa: E402
+from test_bdev_nvme import pattern as host_pattern  # noqa: E402
 
 KERNEL = os.environ.get("NVEMU_AUTH_KERNEL", "linux-image-6.12-amd64")
 NQN = "nqn.2016-06.io.spdk:locked"
@@ -34,8 +40,39 @@ OTHER_KEY = "DHHC-1:00:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACtVQoZ:"
 # What the kernel needs for nvme-auth besides the default set; request_module()
 # finds the staged ones lazily.
 AUTH_MODULES = guest.DEFAULT_MODULES + ("nvme-auth", "dh_generic", "hmac", "sha256_generic",
-                                        "sha512_generic")
+                                        "sha512_generic", "nvmet", "nvmet-tcp")
 PATTERN_MB = 2
+# Linux nvmet in the guest, reached from the host through a hostfwd.
+NVMET_NQN = "nqn.2014-08.org.nvmexpress:nvmet-locked"
+NVMET_PORT = 4421
+NVMET_FILE = "/tmp/nvmet-backing"
+NVEMU_HOST = "nqn.2014-08.org.nvmexpress:uuid:44444444-4444-4444-8444-444444444444"
+REEXPORT = "nqn.2016-06.io.spdk:reexport"
+
+
+def nvmet_setup(g, host_key, ctrl_key, digest, dhgroup):
+    """An nvmet TCP port + subsystem that admits NVEMU_HOST only, with
+    DH-HMAC-CHAP keys on its host entry and a 16 MiB tmpfs file as ns 1."""
+    cfg = "/sys/kernel/config/nvmet"
+    host = f"{cfg}/hosts/{NVEMU_HOST}"
+    sub = f"{cfg}/subsystems/{NVMET_NQN}"
+    g.check("grep -q configfs /proc/mounts || mount -t configfs none /sys/kernel/config")
+    g.check(f"truncate -s 16M {NVMET_FILE} && mkdir -p {host} {sub}/namespaces/1 "
+            f"{cfg}/ports/1")
+    for path, value in ((f"{host}/dhchap_key", host_key),
+                        (f"{host}/dhchap_ctrl_key", ctrl_key),
+                        (f"{host}/dhchap_hash", f"hmac({digest})"),
+                        (f"{host}/dhchap_dhgroup", dhgroup),
+                        (f"{sub}/attr_allow_any_host", "0"),
+                        (f"{sub}/namespaces/1/device_path", NVMET_FILE),
+                        (f"{sub}/namespaces/1/buffered_io", "1"),
+                        (f"{sub}/namespaces/1/enable", "1"),
+                        (f"{cfg}/ports/1/addr_trtype", "tcp"),
+                        (f"{cfg}/ports/1/addr_adrfam", "ipv4"),
+                        (f"{cfg}/ports/1/addr_traddr", "0.0.0.0"),
+                        (f"{cfg}/ports/1/addr_trsvcid", str(NVMET_PORT))):
+        g.check(f"echo '{value}' > '{path}'")
+    g.check(f"ln -s {host} {sub}/allowed_hosts/ && ln -s {sub} {cfg}/ports/1/subsystems/")
 
 
 def start_target(port, keydir, digests=None, dhgroups=None, host=None, ctrl_key=True):
@@ -146,8 +183,112 @@ def main():
             "the removed host's controller is still there"
         disconnect()
 
+    def nvmet_initiator():
+        """nvemu's bdev_nvme against Linux nvmet with bidirectional
+        DH-HMAC-CHAP: a wrong key is refused, the right keys attach; a
+        pattern written through nvemu is read back from nvmet's file."""
+        restart(dhgroups=["null"])
+        t = state["tgt"]
+        nvmet_setup(g, HOST_KEY, CTRL_KEY, "sha256", "ffdhe2048")
+        e = t.call("bdev_nvme_attach_controller",
+                   attach_params("Lx0", nvmet_host_port, NVMET_NQN, hostnqn=NVEMU_HOST,
+                                 dhchap_key="ctrl"))["error"]
+        assert e["code"] == -13, e  # -EACCES
+        assert t.result("bdev_nvme_get_controllers") == [], "a refused attach left a controller"
+        e = t.call("bdev_nvme_attach_controller",
+                   attach_params("Lx0", nvmet_host_port, NVMET_NQN, hostnqn=NVEMU_HOST,
+                                 dhchap_key="host", dhchap_ctrlr_key="host"))["error"]
+        assert e["code"] == -13 and "dhchap_ctrlr_key" in e["message"], e
+        names = t.result("bdev_nvme_attach_controller",
+                         attach_params("Lx0", nvmet_host_port, NVMET_NQN, hostnqn=NVEMU_HOST,
+                                       dhchap_key="host", dhchap_ctrlr_key="ctrl"))
+        assert names == ["Lx0n1"], names
+        reexport_port = guest.free_port()
+        export(t, REEXPORT, reexport_port, ["Lx0n1"], transport=False)
+        r = write_verify(reexport_port, REEXPORT, 40, 128, 23)
+        assert r.returncode == 0, r.stdout + r.stderr
+        # nvmet's file namespace takes the file system's block size (4 KiB on tmpfs).
+        bs = t.result("bdev_get_bdevs", {"name": "Lx0n1"})[0]["block_size"]
+        want = hashlib.sha256(host_pattern(23, 40 * bs, 128 * bs)).hexdigest()
+        got = g.check(f"dd if={NVMET_FILE} bs={bs} skip=40 count=128 status=none | sha256sum")
+        assert got.split()[0] == want, f"nvmet's file holds {got.split()[0]}, wrote {want}"
+        # nvmet says so when it creates a controller that authenticated.
+        out = g.check("dmesg | grep nvmet: | tail -20")
+        assert f"for NQN {NVEMU_HOST} with DH-HMAC-CHAP" in out, out
+
+    def reauthentication():
+        """Linux 6.12 re-authenticates every queue when its dhchap_secret is
+        written: a new AUTH negotiate on authenticated queues. With the same
+        key the queues keep serving I/O; with a wrong key the target's reply
+        check fails and the host loses the controller."""
+        restart(dhgroups=["null"], ctrl_key=False)
+        t = state["tgt"]
+        rc, out = connect(f"--dhchap-secret={HOST_KEY}")
+        assert rc == 0, out
+        try:
+            disk = linux_host.find_disk(g, NQN)
+            ctrl = g.check(f"basename $(dirname $(grep -l {NQN} /sys/class/nvme/*/subsysnqn))")
+            ctrl = ctrl.strip()
+            # nvemu logs a host's first authentication only; the host's
+            # log shows the new transaction completing.
+            done = f"nvme {ctrl}: qid 0: authenticated with hash"
+            before = g.dmesg().count(done)
+            g.check(f"printf %s '{HOST_KEY}' > /sys/class/nvme/{ctrl}/dhchap_secret")
+            for _ in range(100):
+                if g.dmesg().count(done) > before:
+                    break
+                g.run("sleep 0.1")
+            assert g.dmesg().count(done) > before, f"no re-authentication: {g.dmesg()[-1500:]}"
+            assert "re-authenticating controller" in g.dmesg()
+            linux_host.dd_roundtrip(g, disk, pattern_path, digest, PATTERN_MB)
+            mark = len(t.output())
+            g.check(f"printf %s '{OTHER_KEY}' > /sys/class/nvme/{ctrl}/dhchap_secret")
+            for _ in range(100):
+                if "failed at reply" in t.output()[mark:]:
+                    break
+                g.run("sleep 0.1")
+            assert "failed at reply" in t.output()[mark:], t.output()[mark:]
+        finally:
+            disconnect()
+
+    def discovery_auth():
+        """A host with a key on the discovery NQN authenticates before it
+        reads the discovery log; without the key (or with a wrong one) it
+        gets no discovery controller. Debian's libnvme 1.3 drops
+        --dhchap-secret for discovery, so the controller is created through
+        /dev/nvme-fabrics as libnvme would, and read with nvme discover -d."""
+        restart(dhgroups=["null"])
+        t = state["tgt"]
+        t.result("nvmf_subsystem_add_host", {"nqn": DISC, "host": g.host_nqn,
+                                             "dhchap_key": "host"})
+        opts = (f"transport=tcp,traddr={FWD_IP},trsvcid={FWD_PORT},nqn={DISC},"
+                f"hostnqn={g.host_nqn},hostid={g.host_id},discovery")
+
+        def create(extra):
+            return g.run(f"exec 3<>/dev/nvme-fabrics && printf %s '{opts}{extra}' >&3 && "
+                         "cat <&3", timeout=60)
+
+        rc, out = create("")
+        assert rc != 0, f"a discovery controller without the key: {out}"
+        rc, out = create(f",dhchap_secret={OTHER_KEY}")
+        assert rc != 0, f"a discovery controller with a wrong key: {out}"
+        assert "failed at reply" in t.output(), t.output()[-2000:]
+        rc, out = create(f",dhchap_secret={HOST_KEY}")
+        assert rc == 0, out
+        inst = out.split("instance=")[1].split(",")[0].strip()
+        try:
+            out = g.check(f"nvme discover -d nvme{inst} --hostnqn={g.host_nqn} "
+                          f"--hostid={g.host_id}", timeout=60)
+            assert NQN in out, f"the discovery log lacks {NQN}: {out}"
+        finally:
+            g.run(f"echo 1 > /sys/class/nvme/nvme{inst}/delete_controller")
+        want = f"host {g.host_nqn} authenticated on {DISC} qid 0"
+        assert want in t.output(), f"no '{want}' in the target log: {t.output()[-2000:]}"
+
+    nvmet_host_port = guest.free_port()
     with guest.Guest(forwards=[(FWD_IP, FWD_PORT, port)], kernel=KERNEL,
-                     modules=AUTH_MODULES) as g:
+                     modules=AUTH_MODULES,
+                     host_forwards=[(nvmet_host_port, NVMET_PORT)]) as g:
         print(f"guest ({KERNEL}) booted in {g.boot_seconds:.1f}s", flush=True)
         try:
             checks.run("sha256 + null DH, unidirectional, dd",
@@ -168,6 +309,11 @@ def main():
                                log_text="rejected the controller"))
             checks.run("access control: discovery filtered, stranger refused, removal "
                        "disconnects", access_control)
+            checks.run("discovery controller requires the host's key", discovery_auth)
+            checks.run("re-authentication: same key keeps I/O, wrong key fails",
+                       reauthentication)
+            checks.run("nvemu initiator -> Linux nvmet, bidirectional DH-HMAC-CHAP, "
+                       "pattern in nvmet's file; wrong keys refused", nvmet_initiator)
         finally:
             if state["tgt"]:
                 state["tgt"].stop()
