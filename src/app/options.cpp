@@ -55,7 +55,17 @@ bool parse_u64(const char* s, uint64_t* out) {
 }  // namespace
 
 bool parse_options(int argc, char** argv, Options* o, std::string* message, int* exit_code) {
-  enum { kNoPci = 256, kWaitForRpc, kMainCore, kHugeUnlink, kNoHuge, kRpcGroup, kRpcMax, kAutosave, kMetrics };
+  enum {
+    kNoPci = 256,
+    kWaitForRpc,
+    kMainCore,
+    kHugeUnlink,
+    kNoHuge,
+    kRpcGroup,
+    kRpcMax,
+    kAutosave,
+    kMetrics
+  };
   static const struct option kLong[] = {
       {"cpumask", required_argument, nullptr, 'm'},
       {"main-core", required_argument, nullptr, 'p'},
