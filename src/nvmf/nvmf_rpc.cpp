@@ -11,6 +11,7 @@
 #include "bdev/bdev.h"
 #include "common/log.h"
 #include "nvmf/controller.h"
+#include "nvmf/doca/manager.h"
 #include "nvmf/target.h"
 #include "rpc/registry.h"
 
@@ -401,6 +402,7 @@ json config_json() {
        {"params", {{"crdt1", tgt.crdt[0]}, {"crdt2", tgt.crdt[1]}, {"crdt3", tgt.crdt[2]}}}});
   for (Transport* t : Target::instance().transports())
     cfg.push_back({{"method", "nvmf_create_transport"}, {"params", t->opts().to_json()}});
+  for (auto& e : doca::Managers::instance().config_entries()) cfg.push_back(std::move(e));
   for (const auto& s : Target::instance().subsystems()) {
     if (s->type() != Subsystem::Type::kNvme) continue;
     cfg.push_back({{"method", "nvmf_create_subsystem"},

@@ -131,8 +131,18 @@ void register_rpcs() {
   });
   reg.add("nvmf_doca_create_function", rpc::kRuntime, [](Params& p) {
     std::string m = manager_or_throw(p);
+    // "vuid" is nvemu's own: save_config writes it so a restarted target
+    // offers the same VUID, hence the same socket path, to a host.
+    std::optional<std::string> vuid = p.opt_str("vuid");
     p.done();
-    return json(Managers::instance().create_function(m));
+    if (!vuid) return json(Managers::instance().create_function(m));
+    if (vuid->empty() || vuid->find('/') != std::string::npos || *vuid == "." || *vuid == "..")
+      throw rpc::invalid_params("vuid must be a non-empty word without '/'");
+    if (!Managers::instance().create_function(m, *vuid))
+      throw rpc::errno_error(EEXIST, fmt::format("function {} already exists "
+                                                 "(nvmf_doca_list_functions lists them)",
+                                                 *vuid));
+    return json(*vuid);
   });
   reg.add_async("nvmf_doca_list_functions", rpc::kRuntime, list_functions);
   reg.add_async("nvmf_doca_destroy_function", rpc::kRuntime, destroy_function);

@@ -49,6 +49,27 @@ std::string Managers::create_function(const std::string& manager) {
   return vuid;
 }
 
+bool Managers::create_function(const std::string& manager, const std::string& vuid) {
+  if (functions_.count(vuid)) return false;
+  Function f;
+  f.vuid = vuid;
+  f.manager = manager;
+  f.dir = fmt::format("{}/{}", base_dir(), vuid);
+  functions_[vuid] = std::move(f);
+  return true;
+}
+
+std::vector<nlohmann::json> Managers::config_entries() const {
+  std::vector<nlohmann::json> out;
+  for (const auto& m : managers_)
+    if (m != kDefaultManager)
+      out.push_back({{"method", "nvmf_doca_create_manager"}, {"params", {{"name", m}}}});
+  for (const auto& [vuid, f] : functions_)
+    out.push_back({{"method", "nvmf_doca_create_function"},
+                   {"params", {{"dev_name", f.manager}, {"vuid", vuid}}}});
+  return out;
+}
+
 Function* Managers::find(const std::string& vuid) {
   auto it = functions_.find(vuid);
   return it == functions_.end() ? nullptr : &it->second;

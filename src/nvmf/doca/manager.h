@@ -44,10 +44,17 @@ class Managers {
 
   // Main thread.
   std::string create_function(const std::string& manager);  // the VUID
+  // A function with a given VUID (save_config replay: a restarted target
+  // must offer the same VUID and socket path). False if it exists.
+  bool create_function(const std::string& manager, const std::string& vuid);
   Function* find(const std::string& vuid);
   std::vector<Function*> functions(const std::string& manager);
   bool erase(const std::string& vuid);
   void clear();
+
+  // save_config entries that recreate the managers and functions, in the
+  // "nvmf" subsystem ahead of the listeners that plug them.
+  std::vector<nlohmann::json> config_entries() const;
 
   // Where functions' sockets go: $NVEMU_DOCA_DIR or /var/tmp/nvemu-doca.
   static std::string base_dir();
