@@ -21,11 +21,13 @@ build: deps $(BUILD)/build.ninja
 run: build
 	@bash scripts/run-default.sh $(BUILD)
 
-# Everything: formatting, a short fuzz run of every wire parser, the
+# Everything: formatting, a short fuzz run of every wire parser, the Debian
+# package (built once here, so test_deb_service only installs it), the
 # ASan+UBSan build's unit + system tests, then the release build's unit +
 # system + e2e tests (last, so ctest's summary closes the output).
 test: deps format-check build
 	$(MAKE) --no-print-directory test-fuzz
+	$(MAKE) --no-print-directory deb
 	$(MAKE) --no-print-directory test-asan
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
