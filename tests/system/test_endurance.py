@@ -84,7 +84,9 @@ class Endurance(unittest.TestCase):
         self.figures[name] = {"cycles": cycles, "warmup": warm, "seconds": round(secs, 1),
                               "before": base, "after": end,
                               "rss_growth_pct": round(growth * 100, 2)}
-        self.assertEqual(end["fds"], base["fds"], self.figures[name])
+        # A leak is growth. The baseline may still hold the last warm-up
+        # socket (it closes a pass after its controller), so fewer is fine.
+        self.assertLessEqual(end["fds"], base["fds"], self.figures[name])
         self.assertEqual(end["threads"], base["threads"], self.figures[name])
         self.assertLess(growth, RSS_GROWTH, self.figures[name])
         self.assertTrue(self.t.alive())
