@@ -3,7 +3,9 @@ device of a subsystem's namespace, write a pattern with dd and read it back,
 run fio's verify, and look for trouble in dmesg. Each check asserts on what
 the host really saw (bytes, fio's error count, kernel messages)."""
 import json
+import os
 import re
+import subprocess
 import threading
 import time
 
@@ -117,3 +119,17 @@ def nvme_trouble(g, allow=()):
             continue
         bad.append(ln)
     return bad
+
+
+def build_vfio_user_qemu():
+    """The QEMU with vfio-user-pci (builds it when missing: ~5-8 min once)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build-qemu.sh")
+    out = subprocess.run([script], stdout=subprocess.PIPE, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def show(title, text, tail=12):
+    """The last `tail` lines of what the host printed, for the docs."""
+    print(f"--- {title}")
+    for ln in text.strip().splitlines()[-tail:]:
+        print(f"    {ln}")

@@ -36,23 +36,11 @@ FILE_MB = 64
 GUEST_MEM = "1G"
 
 
-def build_qemu():
-    out = subprocess.run([os.path.join(HERE, "build-qemu.sh")], stdout=subprocess.PIPE,
-                         text=True, check=True)
-    return out.stdout.strip().splitlines()[-1]
-
-
-def show(title, text):
-    print(f"--- {title}")
-    for ln in text.strip().splitlines()[-12:]:
-        print(f"    {ln}")
-
-
 def main():
     checks = linux_host.Checks()
     t_start = time.time()
     try:
-        qemu = build_qemu()
+        qemu = linux_host.build_vfio_user_qemu()
     except (OSError, subprocess.CalledProcessError) as e:
         print(f"FAIL building QEMU with vfio-user-pci (tests/e2e/build-qemu.sh): {e}")
         print("0 passed, 1 failed")
@@ -139,7 +127,7 @@ def main():
                 job = json.loads(out[out.index("{"):])["jobs"][0]
                 assert job["error"] == 0 and job["read"]["io_bytes"] > 0, job
                 msgs = new_dmesg()
-                show("dmesg: nvme reset, FLR, reset under fio verify", msgs)
+                linux_host.show("dmesg: nvme reset, FLR, reset under fio verify", msgs)
 
             def eio():
                 fid = inject(action="status", queue="io", opcode=2, sc=6, dnr=True)
@@ -148,7 +136,7 @@ def main():
                 assert rc != 0 and "Input/output error" in out, (rc, out)
                 msgs = new_dmesg()
                 assert re.search(r"sct 0x0 / sc 0x6|Internal Error", msgs), msgs
-                show("dmesg", msgs)
+                linux_host.show("dmesg", msgs)
                 assert fault(fid)["hits"] >= 1
                 tgt.result("nvmf_fault_clear")
                 g.check(f"dd if={st['disk']} of=/dev/null bs=4k count=1 iflag=direct status=none")
@@ -167,7 +155,7 @@ def main():
                 assert took >= 4, f"the read came back in {took:.1f}s: it was not held"
                 assert fault(fid)["hits"] == 1
                 msgs = new_dmesg()
-                show(f"dmesg: {what} (dd returned the data in {took:.0f}s)", msgs)
+                linux_host.show(f"dmesg: {what} (dd returned the data in {took:.0f}s)", msgs)
                 return msgs
 
             def never_completing_read():
@@ -176,7 +164,7 @@ def main():
                 assert not re.search(r"reset", msgs), "the Abort should have been enough"
                 log = g.check(f"nvme error-log /dev/{st['ctrl']} -e 1")
                 assert re.search(r"status_field\s*:\s*0x7\b|0x7\(", log), log
-                show("nvme error-log", log)
+                linux_host.show("nvme error-log", log)
 
             def cfs_then_held_read():
                 inject(action="cfs")

@@ -42,13 +42,6 @@ GUEST_MEM = "1G"
 EBUSY = -16
 
 
-def build_qemu():
-    """The QEMU with vfio-user-pci (builds it when missing: ~5-8 min once)."""
-    out = subprocess.run([os.path.join(HERE, "build-qemu.sh")], stdout=subprocess.PIPE,
-                         text=True, check=True)
-    return out.stdout.strip().splitlines()[-1]
-
-
 def configure(tgt, backing):
     """The record's steps 6-10, then the step that failed there and the rest."""
     tgt.result("framework_start_init")
@@ -90,7 +83,7 @@ def main():
     checks = linux_host.Checks()
     t_start = time.time()
     try:
-        qemu = build_qemu()
+        qemu = linux_host.build_vfio_user_qemu()
     except (OSError, subprocess.CalledProcessError) as e:
         print(f"FAIL building QEMU with vfio-user-pci (tests/e2e/build-qemu.sh): {e}")
         print("0 passed, 1 failed")

@@ -39,23 +39,11 @@ IO_TIMEOUT_MS = 5000
 ERROR_BOUND_S = 60  # io_timeout, a failed reset and the removal, with room
 
 
-def build_qemu():
-    out = subprocess.run([os.path.join(HERE, "build-qemu.sh")], stdout=subprocess.PIPE,
-                         text=True, check=True)
-    return out.stdout.strip().splitlines()[-1]
-
-
-def show(title, text):
-    print(f"--- {title}")
-    for ln in text.strip().splitlines()[-15:]:
-        print(f"    {ln}")
-
-
 def main():
     checks = linux_host.Checks()
     t_start = time.time()
     try:
-        qemu = build_qemu()
+        qemu = linux_host.build_vfio_user_qemu()
     except (OSError, subprocess.CalledProcessError) as e:
         print(f"FAIL building QEMU with vfio-user-pci (tests/e2e/build-qemu.sh): {e}")
         print("0 passed, 1 failed")
@@ -152,11 +140,11 @@ def main():
                     time.sleep(0.5)
                 assert g.proc.poll() is None, "QEMU exited:\n" + open(g.qemu_log_path).read()
                 msgs = new_dmesg()
-                show("guest dmesg after kill -9", msgs)
+                linux_host.show("guest dmesg after kill -9", msgs, tail=15)
                 with open(g.qemu_log_path) as f:
                     log = f.read()
-                show("QEMU's log (first lines)", "\n".join(log.splitlines()[:4]))
-                show("QEMU's log", log)
+                linux_host.show("QEMU's log (first lines)", "\n".join(log.splitlines()[:4]), tail=15)
+                linux_host.show("QEMU's log", log, tail=15)
                 assert "blocked for more than" not in msgs, msgs
 
             def restart_same_socket():
@@ -168,7 +156,7 @@ def main():
                 time.sleep(3)
                 # The old client does not come back by itself.
                 msgs = new_dmesg()
-                show("guest dmesg 3 s after the restart", msgs or "(nothing)")
+                linux_host.show("guest dmesg 3 s after the restart", msgs or "(nothing)", tail=15)
                 rc, _ = g.run(f"dd if={st['disk']} of=/dev/null bs=4k count=1 iflag=direct",
                               timeout=ERROR_BOUND_S + 30, chroot=False)
                 assert rc != 0, "the old function works again: QEMU reconnected?"
