@@ -20,7 +20,7 @@ namespace {
 struct State {
   std::string path;
   std::string written;  // what the file holds, as last written
-  Reactor::TimerId soon = 0, periodic = 0;
+  Reactor::TimerId periodic = 0;
   bool active = false;
 };
 
@@ -109,14 +109,8 @@ void start_autosave(const std::string& path) {
   s.path = path;
   s.active = true;
   Reactor& main = ReactorSet::instance().main();
-  rpc::Registry::instance().set_success_hook([&main](const std::string&) {
-    State& st = state();
-    if (!st.active || st.soon) return;
-    st.soon = main.add_timer(std::chrono::milliseconds(20), [] {
-      state().soon = 0;
-      save_now();
-    });
-  });
+  // Before the reply: a client that saw success may kill -9 at once.
+  rpc::Registry::instance().set_success_hook([](const std::string&) { save_now(); });
   s.periodic = main.add_timer(std::chrono::seconds(1), save_now, std::chrono::seconds(1));
   save_now();
   LOG_NOTICE("app", "config autosave to {}", path);
@@ -128,9 +122,8 @@ void stop_autosave() {
   s.active = false;
   rpc::Registry::instance().set_success_hook(nullptr);
   Reactor& main = ReactorSet::instance().main();
-  if (s.soon) main.cancel_timer(s.soon);
   if (s.periodic) main.cancel_timer(s.periodic);
-  s.soon = s.periodic = 0;
+  s.periodic = 0;
 }
 
 }  // namespace nvemu::app

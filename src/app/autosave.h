@@ -1,12 +1,11 @@
 // nvemu-tgt --config-autosave FILE: keeps FILE equal to save_config.
 //
-// When: each RPC that succeeds arms a 20 ms timer on the main reactor (a
-// burst of RPCs is written once), and a 1 s timer catches changes no RPC
-// made (a remote controller's namespace appearing). The file is written
-// only when the configuration differs from what it holds. So the file may
-// trail an RPC's reply by up to ~20 ms: a kill -9 inside that window loses
-// that change (a reply does not wait for the disk — that would put an
-// fsync in every RPC's latency).
+// When: each RPC that succeeds writes FILE before its reply is sent (when
+// the configuration changed), so a client that saw "success" can kill -9
+// the daemon at once and the change is in FILE. That puts one fsync in the
+// latency of each changing RPC — configuration, never the I/O path. A 1 s
+// timer catches changes no RPC made (a remote controller's namespace
+// appearing). Read-only RPCs cost a comparison, no write.
 //
 // How: the JSON goes to FILE.tmp.<pid> in the same directory, is fsynced,
 // renamed over FILE, and the directory is fsynced: a crash at any point
