@@ -6,6 +6,11 @@
 #
 #   scripts/fuzz-campaign.sh                  # every target, 10 M runs each
 #   FUZZ_RUNS=1000000 scripts/fuzz-campaign.sh fuzz_tcp_pdu
+#   FUZZ_ARGS=-entropic=0 scripts/fuzz-campaign.sh fuzz_jsonrpc_stream
+#
+# FUZZ_ARGS goes to libFuzzer as is. -entropic=0 (the older power schedule)
+# runs fuzz_jsonrpc_stream ~2.5x faster: with ~10 k features, the entropic
+# schedule's bookkeeping takes most of each execution.
 #
 # A crash stops that target's campaign and leaves the input in
 # $build/crashes/; turn it into a regression input under
@@ -14,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${FUZZ_BUILD:-build-fuzz-campaign}
 runs=${FUZZ_RUNS:-10000000}
+read -r -a extra <<<"${FUZZ_ARGS:-}"
 
 # Optimised, unlike make test's short run: a campaign's cost is executions.
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNVEMU_FUZZ=ON \
@@ -37,7 +43,7 @@ for t in $targets; do
   start=$(date +%s)
   status=0
   # New inputs go to the first directory; the kept corpus seeds the run.
-  "$build/tests/$t" -runs="$runs" -print_final_stats=1 \
+  "$build/tests/$t" -runs="$runs" -print_final_stats=1 "${extra[@]}" \
     -artifact_prefix="$build/crashes/$t-" "$work/corpus" "$kept" >"$log" 2>&1 || status=$?
   wall=$(($(date +%s) - start))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
