@@ -30,8 +30,12 @@ void check_ports(const Options& o, Findings* out) {
       out->push_back({"ports", Status::kOk, fmt::format("TCP port {}: free", port), "", detail});
       continue;
     }
-    bool ours = who.find("nvemu-tgt") != std::string::npos;
-    out->push_back({"ports", ours ? Status::kOk : Status::kWarn,
+    // A running nvemu-tgt on its own port is fine, unless another is to start there.
+    bool ours = who.find("nvemu-tgt") != std::string::npos && !o.before_start;
+    out->push_back({"ports",
+                    ours             ? Status::kOk
+                    : o.before_start ? Status::kProblem
+                                     : Status::kWarn,
                     fmt::format("TCP port {}: listening on {}", port, who),
                     ours ? ""
                          : fmt::format("a listener on {} needs another port (-s {}) or that "

@@ -30,7 +30,7 @@ std::vector<std::string> check_sockets(const Options& o, Findings* out) {
       detail["cmdline"] = cmd;
       live.push_back(path);
       out->push_back(
-          {"rpc-socket", Status::kWarn,
+          {"rpc-socket", o.before_start ? Status::kProblem : Status::kWarn,
            fmt::format("{}: live, served by pid {} ({}); a second target on this path fails "
                        "with \"RPC Unix domain socket path {} in use\"",
                        path, p.owner_pid, cmd.empty() ? "command line unknown" : cmd, path),

@@ -17,6 +17,9 @@ struct Options {
   std::vector<uint16_t> ports{4420};  // -p (repeatable): NVMe/TCP listeners to check
   std::string explain;                // --explain FILE
   bool json = false;
+  // -b: a target is about to start on these sockets and ports, so one that
+  // is taken (even by a healthy daemon) is a problem, not a warning.
+  bool before_start = false;
 };
 
 void check_hugepages(const Options& o, Findings* out);  // check_hugepages.cpp

@@ -27,6 +27,10 @@ Options:
   -r, --rpc-socket PATH an RPC socket to check (repeatable)
                         [/var/tmp/spdk.sock and /run/nvemu/spdk.sock]
   -p, --port PORT       a TCP listener port to check (repeatable) [4420]
+  -b, --before-start    a target is about to start on these sockets and ports:
+                        one in use, even by a healthy daemon, is a problem
+                        (the record's "socket path ... in use") rather than a
+                        warning
   -e, --explain FILE    map a log's known error lines (EAL, RPC socket, DOCA,
                         firmware BAD_RES_STATE_ERR, pasted lspci -k and
                         mlxconfig -q) to cause and fix; only this is done
@@ -45,6 +49,7 @@ Environment:
 
 Examples:
   {0} -s 1024 -m 0x3
+  {0} -b -s 1024 -m 0x3 -r /var/tmp/spdk.sock   (before starting a target)
   {0} --explain /tmp/nvme_emulation.log
 )";
 
@@ -68,6 +73,7 @@ int main(int argc, char** argv) {
                                         {"cpumask", required_argument, nullptr, 'm'},
                                         {"rpc-socket", required_argument, nullptr, 'r'},
                                         {"port", required_argument, nullptr, 'p'},
+                                        {"before-start", no_argument, nullptr, 'b'},
                                         {"explain", required_argument, nullptr, 'e'},
                                         {"json", no_argument, nullptr, 'j'},
                                         {"help", no_argument, nullptr, 'h'},
@@ -75,7 +81,7 @@ int main(int argc, char** argv) {
                                         {nullptr, 0, nullptr, 0}};
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, ":s:m:r:p:e:jhV", kLong, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, ":s:m:r:p:be:jhV", kLong, nullptr)) != -1) {
     uint64_t v;
     switch (c) {
       case 's':
@@ -100,6 +106,9 @@ int main(int argc, char** argv) {
         if (!ports_given) o.ports.clear();
         ports_given = true;
         o.ports.push_back(static_cast<uint16_t>(v));
+        break;
+      case 'b':
+        o.before_start = true;
         break;
       case 'e':
         o.explain = optarg;

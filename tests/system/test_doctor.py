@@ -76,6 +76,20 @@ class Doctor(unittest.TestCase):
         self.assertEqual(f["fix"], f"rm {path}")
         self.assertTrue(os.path.exists(path), "the doctor must not change anything")
 
+    def test_port_in_use_is_a_problem_only_before_start(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            port = str(s.getsockname()[1])
+            rc, r = doctor("-r", self.free, "-p", port, env=harness.no_hugepages_env())
+            self.assertEqual(rc, 0, r)
+            f = findings(r, "ports")[0]
+            self.assertEqual(f["status"], "warning", r)
+            self.assertEqual(f["detail"]["listeners"][0]["pid"], os.getpid())
+            rc, r = doctor("-b", "-r", self.free, "-p", port, env=harness.no_hugepages_env())
+            self.assertEqual(rc, 1, r)
+            self.assertEqual(findings(r, "ports")[0]["status"], "problem", r)
+
     def test_not_a_socket_and_bad_usage(self):
         path = os.path.join(self.dir, "file")
         open(path, "w").close()
@@ -171,6 +185,11 @@ class DoctorWithTarget(unittest.TestCase):
             self.assertEqual(fn["status"], "ok", r)
             self.assertIn(f"function {vuid} of {manager} is 'listening'", fn["message"])
             self.assertEqual(rc, 0, r)
+            # About to start a second target on that socket: the record's failure.
+            rc, r = doctor("--before-start", "-r", tgt.sock, "-p", port, env=env)
+            self.assertEqual(rc, 1, r)
+            self.assertEqual(findings(r, "rpc-socket")[0]["status"], "problem", r)
+            self.assertIn("in use", findings(r, "rpc-socket")[0]["message"])
 
             holder = subprocess.Popen(
                 [HOST, "-r", f"trtype:VFIOUSER traddr:{doca_dir}/{vuid}", "hold", "--seconds",
