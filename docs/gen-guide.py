@@ -90,14 +90,23 @@ class Run:
             time.sleep(0.05)
         self.out += ["```", "$ nvemu-tgt " + " ".join(args) + " &", "```", ""]
 
-    def stop(self):
+    def stop(self, check=False):
+        """With check=True (every section ran), the target must have exited
+        cleanly: under ASan/UBSan (CI) a report on the way out fails the run."""
+        problem = None
         if self.tgt:
             self.tgt.terminate()
             self.tgt.wait(15)
             self.log.close()
+            with open(self.log.name, errors="replace") as f:
+                log = f.read()
+            if self.tgt.returncode != 0 or "Sanitizer" in log or "runtime error" in log:
+                problem = f"gen-guide: nvemu-tgt exited {self.tgt.returncode}:\n{log[-4000:]}"
         if self.ceph:  # after the target: it may still hold the cluster's images
             self.ceph.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if check and problem:
+            raise SystemExit(problem)
 
 
 def record_flow(r):
@@ -231,8 +240,10 @@ def generate(bin_dir):
     try:
         for section in SECTIONS:
             section(r)
-    finally:
+    except BaseException:
         r.stop()
+        raise
+    r.stop(check=True)
     return "\n".join(r.out).rstrip() + "\n"
 
 
