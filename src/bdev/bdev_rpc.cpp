@@ -198,17 +198,19 @@ const rpc::MethodDoc kMallocCreate{
     {kBadUuid,
      kExists,
      kNoMd,
-     {-EINVAL, "bad block_size, num_blocks 0 or over 1 TiB, or no memory to map it"}}};
+     {-EINVAL, "block_size not a multiple of 512; num_blocks 0 or over 1 TiB; not enough memory"}}};
 const rpc::MethodDoc kNullCreate{
     "Creates a bdev that discards writes and reads zeroes.",
     "the bdev's name (string)",
-    {kBadUuid, kExists, kNoMd, {-EINVAL, "bad block_size or num_blocks"}}};
+    {kBadUuid, kExists, kNoMd, {-EINVAL, "block_size not a multiple of 512; num_blocks 0"}}};
 const rpc::MethodDoc kUringCreate{
     "Creates a bdev on a file or block device, I/O through io_uring.",
     "the bdev's name (string)",
     {kBadUuid,
      kExists,
-     {-EINVAL, "the file cannot be opened or sized, or block_size does not fit it"}}};
+     {-EINVAL,
+      "the file cannot be opened or sized; block_size not a power of two >= 512 or not "
+      "fitting the device"}}};
 rpc::MethodDoc delete_doc(const char* module) {
   return {fmt::format("Deletes a {} bdev.", module),
           "true",

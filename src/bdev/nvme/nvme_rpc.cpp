@@ -454,14 +454,18 @@ const rpc::MethodDoc kAttach{
     {{rpc::kInvalidParams, "multipath not disable/failover/multipath"},
      {-EINVAL,
       "empty name; bad trtype, adrfam, trsvcid; no subnqn for tcp; psk, prchk_*, "
-      "multipath=multipath; a failover path to another subsystem, hostnqn or trtype"},
+      "multipath=multipath; traddr unresolvable; a failover path to another subsystem, hostnqn "
+      "or trtype"},
      {-ENOKEY, "dhchap_key or dhchap_ctrlr_key names no keyring key"},
      {-EALREADY, "the name exists with multipath disable or the same path, or is being attached"},
      {-ECONNREFUSED, "nothing listens at traddr/trsvcid"},
+     {-EADDRNOTAVAIL, "hostaddr is not an address of this machine"},
      {-ETIMEDOUT, "the connection or its ICResp timed out"},
      {-EPERM, "the target refused the host (Connect status 0x84: host not allowed)"},
      {-EACCES, "DH-HMAC-CHAP authentication failed"},
-     {-ENODEV, "no such subsystem there (Connect status 0x82)"},
+     {-ENODEV,
+      "no such subsystem there (Connect status 0x82); the controller went away while "
+      "a failover path was connecting"},
      {-ENOENT, "vfio-user: no socket at traddr"},
      {-EIO, "any other failure while connecting or identifying"}}};
 const rpc::MethodDoc kDetach{
