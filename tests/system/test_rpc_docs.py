@@ -85,6 +85,13 @@ BAD_REQUESTS = [
     ("nvmf_subsystem_get_qpairs", {"nqn": NQN, "tgt_name": "other"}, -32603),
     ("nvmf_create_transport", {"trtype": "TCP"}, -32603),
     ("nvmf_get_transports", {"trtype": "VFIOUSER"}, -19),
+    ("nvmf_get_transports", {"tgt_name": "other"}, -32603),  # SPDK's "Unable to find a target."
+    ("nvmf_get_stats", {"tgt_name": "other"}, -32603),
+    ("nvmf_subsystem_get_listeners", {"nqn": NQN, "tgt_name": "other"}, -32603),
+    ("nvmf_subsystem_add_listener", {"nqn": NQN, "tgt_name": "other", "listen_address": {
+        "trtype": "TCP", "traddr": "127.0.0.1", "trsvcid": "4420"}}, -32603),
+    ("nvmf_subsystem_remove_listener", {"nqn": NQN, "tgt_name": "other", "listen_address": {
+        "trtype": "TCP", "traddr": "127.0.0.1", "trsvcid": "4420"}}, -32603),
     ("nvmf_subsystem_add_listener", {"nqn": NQN, "listen_address": {
         "trtype": "VFIOUSER", "traddr": "/tmp/nvemu-docs"}}, -32602),
     ("nvmf_doca_create_function", {"dev_name": "nosuch"}, -19),
