@@ -402,9 +402,10 @@ const rpc::MethodDoc kDeleteSubsystem{
     {kNotNvme, kNoTgt}};
 const rpc::MethodDoc kGetSubsystems{
     "Lists the subsystems, discovery included, or the one named.",
-    "array of {nqn, subtype, listen_addresses: [{trtype, adrfam, traddr, trsvcid}], "
-    "allow_any_host, hosts: [{nqn}], serial_number, model_number, max_namespaces, min_cntlid, "
-    "max_cntlid, namespaces: [{nsid, bdev_name, name, nguid, uuid}]}",
+    "array of {nqn, subtype, listen_addresses: [{trtype, adrfam, traddr, trsvcid, transport}], "
+    "allow_any_host, hosts: [{nqn, dhchap_key?, dhchap_ctrlr_key?}]; NVMe subsystems add "
+    "serial_number, model_number, max_namespaces, min_cntlid, max_cntlid, namespaces: [{nsid, "
+    "bdev_name, name, anagrpid, nguid?, eui64?, uuid?}]}",
     {{-ENODEV, "nqn given and no subsystem has it"}, kNoTgt}};
 const rpc::MethodDoc kAddNs{
     "Adds a namespace backed by a bdev (claiming it) to a subsystem.",
