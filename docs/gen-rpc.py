@@ -1,17 +1,52 @@
 #!/usr/bin/env python3
 """Generates docs/rpc.md from the code: the method registry of nvemu-tgt
-(`nvemu-tgt --dump-rpc-methods`: every method and the framework states it is
-allowed in) and, per method, nvemu-rpc's argument parser (`nvemu-rpc METHOD
--h`, which mirrors SPDK's rpc.py). Usage:
+(`nvemu-tgt --dump-rpc-methods`: every method, the framework states it is
+allowed in, and the doc registered with it: description, result, errors)
+and, per method, nvemu-rpc's argument parser (`nvemu-rpc METHOD -h`, which
+mirrors SPDK's rpc.py). Usage:
 
   docs/gen-rpc.py BIN_DIR [OUT]     # OUT defaults to docs/rpc.md; '-' = stdout
 
 tests/system/test_rpc_docs.py fails when docs/rpc.md differs from a fresh
 generation or misses a registered method."""
+import errno
 import json
 import os
 import subprocess
 import sys
+
+
+JSONRPC_NAMES = {-32700: "Parse error", -32600: "Invalid request", -32601: "Method not found",
+                 -32602: "Invalid params", -32603: "Internal error"}
+
+# Codes every method may return; each method's table lists the ones its
+# handler returns besides these (or with a cause of its own).
+COMMON_ERRORS = [
+    (-32601, "no method of that name (rpc_get_methods lists them)"),
+    (-1, "the method is not allowed in the current framework state: a runtime method before "
+         "`framework_start_init`, or a start-up method after it (SPDK's invalid-state code)"),
+    (-32602, "params is not an object, a required parameter is missing, a parameter has the "
+             "wrong type, or a key is unknown"),
+    (-32603, "an unexpected internal failure (the message says what)"),
+]
+
+
+def error_name(code):
+    if code in JSONRPC_NAMES:
+        return JSONRPC_NAMES[code]
+    if code < 0 and -code in errno.errorcode:
+        return errno.errorcode[-code]
+    if code > 0 and code in errno.errorcode:  # SPDK's positive errno replies
+        return errno.errorcode[code] + " (positive)"
+    return ""
+
+
+def error_table(errors, names=None):
+    out = ["| code | name | when |", "|---|---|---|"]
+    for code, when in errors:
+        name = (names or {}).get(code) or error_name(code)
+        out.append(f"| {code} | {name} | {when.replace('|', chr(92) + '|')} |")
+    return out
 
 
 def generate(bin_dir):
@@ -23,7 +58,12 @@ def generate(bin_dir):
            "argument parsers; do not edit by hand. Names, parameters, results and error codes",
            "follow SPDK v23.01 for every method SPDK has. *startup*: allowed before",
            "`framework_start_init` (with `--wait-for-rpc`); *runtime*: after it.", "",
-           "| method | startup | runtime | nvemu-rpc |", "|---|---|---|---|"]
+           "Each method lists its description, parameters, result and the errors its handler",
+           "returns. An error reply is `{\"code\": CODE, \"message\": TEXT}`; negative errno",
+           "codes are SPDK's (`-19` is `-ENODEV`), and the message names the cause and the fix.",
+           "Besides each method's own, every method may return:", ""]
+    out += error_table(COMMON_ERRORS, {-1: "Invalid state"})
+    out += ["", "| method | startup | runtime | nvemu-rpc |", "|---|---|---|---|"]
     helps = {}
     for name in sorted(methods):
         m = methods[name]
@@ -35,12 +75,16 @@ def generate(bin_dir):
                    f"{'yes' if m['runtime'] else ''} | {'yes' if name in helps else 'raw JSON'} |")
     out.append("")
     for name in sorted(methods):
-        out += [f"## {name}", ""]
+        m = methods[name]
+        out += [f"## {name}", "", m.get("description", ""), ""]
         if name in helps:
             out += ["```", helps[name], "```", ""]
         else:
             out += ["No nvemu-rpc command: send it from any JSON-RPC 2.0 client with "
                     "SPDK's params.", ""]
+        out += [f"**Result:** {m.get('result', '')}", "", "**Errors:**", ""]
+        out += error_table([(e["code"], e["when"]) for e in m.get("errors", [])])
+        out.append("")
     return "\n".join(out)
 
 

@@ -13,7 +13,8 @@
 namespace {
 
 // Hidden: every registered JSON-RPC method with the framework states it is
-// allowed in, for docs/gen-rpc.py (docs/rpc.md comes from the registry).
+// allowed in and its doc (description, result, errors), for docs/gen-rpc.py
+// (docs/rpc.md comes from the registry).
 int dump_rpc_methods() {
   nvemu::app::register_transports();
   nvemu::app::register_all_rpcs();
@@ -25,6 +26,11 @@ int dump_rpc_methods() {
   for (auto& [name, v] : out.items()) {
     v["startup"] = v.value("startup", false);
     v["runtime"] = v.value("runtime", false);
+    const nvemu::rpc::MethodDoc* doc = r.doc(name);
+    v["description"] = doc->description;
+    v["result"] = doc->result;
+    v["errors"] = nlohmann::json::array();
+    for (const auto& e : doc->errors) v["errors"].push_back({{"code", e.code}, {"when", e.when}});
   }
   fmt::print("{}\n", out.dump(2));
   return 0;

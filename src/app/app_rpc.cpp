@@ -141,41 +141,116 @@ json scheduler_config_json() {
           {"config", json::array({{{"method", "framework_set_scheduler"}, {"params", params}}})}};
 }
 
+// Docs for docs/rpc.md (rpc::MethodDoc): -32602 "takes no params" is each
+// no-argument method's only error of its own.
+namespace {
+const rpc::ErrorDoc kNoParams{rpc::kInvalidParams, "params given: the method takes none"};
+const rpc::ErrorDoc kBadLevel{rpc::kInvalidParams,
+                              "level missing or not ERROR, WARNING, NOTICE, INFO or DEBUG"};
+const rpc::MethodDoc kGetVersion{
+    "The target's version string and SPDK version fields (nvemu reports 23.1.0).",
+    "{version (string), fields: {major, minor, patch, suffix}}",
+    {kNoParams}};
+const rpc::MethodDoc kGetMethods{
+    "Lists every registered method; with current=true only those callable in the present "
+    "framework state.",
+    "array of method names (strings)",
+    {{rpc::kInvalidParams, "current or include_aliases not a boolean; an unknown key"}}};
+const rpc::MethodDoc kStartInit{
+    "Leaves the start-up state (--wait-for-rpc): bdev and nvmf subsystems initialize and "
+    "runtime methods become callable.",
+    "true",
+    {kNoParams}};
+const rpc::MethodDoc kWaitInit{
+    "Returns once the framework is initialized (immediately: start-up finishes inside "
+    "framework_start_init).",
+    "true",
+    {kNoParams}};
+const rpc::MethodDoc kGetSubsystems{"Lists the framework subsystems in initialization order.",
+                                    "array of {subsystem, depends_on: [names]}",
+                                    {kNoParams}};
+const rpc::MethodDoc kSetScheduler{
+    "Selects the reactor scheduler; nvemu runs SPDK's static scheduler only, whose period is "
+    "kept for save_config.",
+    "true",
+    {{rpc::kInvalidParams, "name missing or not \"static\"; period not an integer"}}};
+const rpc::MethodDoc kGetScheduler{"The scheduler's name and period in microseconds.",
+                                   "{scheduler_name: \"static\", scheduler_period}",
+                                   {kNoParams}};
+const rpc::MethodDoc kGetReactors{
+    "Per reactor: its core, busy and idle time (microseconds) and its threads.",
+    "{tick_rate, reactors: [{lcore, busy, idle, in_interrupt, lw_threads: [{name, id, cpumask, "
+    "elapsed}]}]}",
+    {kNoParams}};
+const rpc::MethodDoc kKillInstance{
+    "Sends the target a signal: SIGINT/SIGTERM shut it down after the reply, SIGKILL ends it "
+    "at once.",
+    "true",
+    {{rpc::kInvalidParams, "sig_name missing or not SIGINT, SIGTERM, SIGKILL or SIGUSR1"}}};
+const rpc::MethodDoc kSetFlag{"Enables one log flag (component), e.g. nvmf_tcp.",
+                              "true",
+                              {{rpc::kInvalidParams, "flag missing or not a known log flag"}}};
+const rpc::MethodDoc kClearFlag{"Disables one log flag (component).",
+                                "true",
+                                {{rpc::kInvalidParams, "flag missing or not a known log flag"}}};
+const rpc::MethodDoc kGetFlags{
+    "Every log flag and whether it is enabled.", "object {flag: true|false}", {kNoParams}};
+const rpc::MethodDoc kSetLevel{"Sets the lowest level written to the log.", "true", {kBadLevel}};
+const rpc::MethodDoc kGetLevel{
+    "The lowest level written to the log.", "level name (string), e.g. \"NOTICE\"", {kNoParams}};
+const rpc::MethodDoc kSetPrintLevel{
+    "Sets the lowest level printed to stderr.", "true", {kBadLevel}};
+const rpc::MethodDoc kGetPrintLevel{
+    "The lowest level printed to stderr.", "level name (string), e.g. \"NOTICE\"", {kNoParams}};
+
+json enable_flag(Params& p) {
+  return set_flag(p, true);
+}
+json disable_flag(Params& p) {
+  return set_flag(p, false);
+}
+json get_flags(Params& p) {
+  p.done();
+  json out = json::object();
+  for (const auto& [n, v] : log::flags()) out[n] = v;
+  return out;
+}
+json set_level(Params& p) {
+  log::set_level(level_or_throw(p));
+  return true;
+}
+json get_level(Params& p) {
+  p.done();
+  return log::level_name(log::level());
+}
+json set_print_level(Params& p) {
+  log::set_print_level(level_or_throw(p));
+  return true;
+}
+json get_print_level(Params& p) {
+  p.done();
+  return log::level_name(log::print_level());
+}
+}  // namespace
+
 void register_app_rpcs() {
   auto& r = rpc::Registry::instance();
-  r.add("spdk_get_version", rpc::kAnyState, get_version);
-  r.add("rpc_get_methods", rpc::kAnyState, get_methods);
-  r.add("framework_start_init", rpc::kStartup, start_init);
-  r.add("framework_wait_init", rpc::kAnyState, wait_init);
-  r.add("framework_get_subsystems", rpc::kAnyState, get_subsystems);
-  r.add("framework_set_scheduler", rpc::kAnyState, set_scheduler);
-  r.add("framework_get_scheduler", rpc::kRuntime, get_scheduler);
-  r.add("framework_get_reactors", rpc::kRuntime, get_reactors);
-  r.add("spdk_kill_instance", rpc::kAnyState, kill_instance);
-  r.add("log_set_flag", rpc::kAnyState, [](Params& p) { return set_flag(p, true); });
-  r.add("log_clear_flag", rpc::kAnyState, [](Params& p) { return set_flag(p, false); });
-  r.add("log_get_flags", rpc::kAnyState, [](Params& p) {
-    p.done();
-    json out = json::object();
-    for (const auto& [n, v] : log::flags()) out[n] = v;
-    return out;
-  });
-  r.add("log_set_level", rpc::kAnyState, [](Params& p) {
-    log::set_level(level_or_throw(p));
-    return json(true);
-  });
-  r.add("log_get_level", rpc::kAnyState, [](Params& p) {
-    p.done();
-    return json(log::level_name(log::level()));
-  });
-  r.add("log_set_print_level", rpc::kAnyState, [](Params& p) {
-    log::set_print_level(level_or_throw(p));
-    return json(true);
-  });
-  r.add("log_get_print_level", rpc::kAnyState, [](Params& p) {
-    p.done();
-    return json(log::level_name(log::print_level()));
-  });
+  r.add("spdk_get_version", rpc::kAnyState, get_version, kGetVersion);
+  r.add("rpc_get_methods", rpc::kAnyState, get_methods, kGetMethods);
+  r.add("framework_start_init", rpc::kStartup, start_init, kStartInit);
+  r.add("framework_wait_init", rpc::kAnyState, wait_init, kWaitInit);
+  r.add("framework_get_subsystems", rpc::kAnyState, get_subsystems, kGetSubsystems);
+  r.add("framework_set_scheduler", rpc::kAnyState, set_scheduler, kSetScheduler);
+  r.add("framework_get_scheduler", rpc::kRuntime, get_scheduler, kGetScheduler);
+  r.add("framework_get_reactors", rpc::kRuntime, get_reactors, kGetReactors);
+  r.add("spdk_kill_instance", rpc::kAnyState, kill_instance, kKillInstance);
+  r.add("log_set_flag", rpc::kAnyState, enable_flag, kSetFlag);
+  r.add("log_clear_flag", rpc::kAnyState, disable_flag, kClearFlag);
+  r.add("log_get_flags", rpc::kAnyState, get_flags, kGetFlags);
+  r.add("log_set_level", rpc::kAnyState, set_level, kSetLevel);
+  r.add("log_get_level", rpc::kAnyState, get_level, kGetLevel);
+  r.add("log_set_print_level", rpc::kAnyState, set_print_level, kSetPrintLevel);
+  r.add("log_get_print_level", rpc::kAnyState, get_print_level, kGetPrintLevel);
 }
 
 }  // namespace nvemu::app

@@ -190,57 +190,103 @@ void load_config_file(const std::string& path, std::function<void(const std::str
   });
 }
 
+namespace {
+json get_config(Params& p) {
+  std::string name = p.str("name");
+  p.done();
+  json c = subsystem_config(name);
+  if (c.is_null()) {
+    std::vector<std::string> names;
+    for (const auto& e : subsystem_table()) names.emplace_back(e.name);
+    throw rpc::invalid_params(fmt::format("no subsystem '{}' (framework_get_subsystems lists {})",
+                                          name, fmt::join(names, ", ")));
+  }
+  return c["config"];
+}
+
+json save_config(Params& p) {
+  p.done();
+  return full_config();
+}
+
+void load_config(Params& p, const rpc::Responder& resp) {
+  json cfg = p.raw();
+  p.opt_value("subsystems");
+  p.done();
+  apply_config(cfg, [resp](const std::string& err) {
+    if (!err.empty())
+      resp.error(rpc::invalid_params(err));
+    else
+      resp.result(true);
+  });
+}
+
+// Accepted so that SPDK-written configs replay; nvemu has nothing to tune.
+json iobuf_set_options(Params& p) {
+  p.opt_u64("small_pool_count");
+  p.opt_u64("large_pool_count");
+  p.opt_u32("small_bufsize");
+  p.opt_u32("large_bufsize");
+  p.done();
+  return true;
+}
+
+json bdev_set_options(Params& p) {
+  p.opt_u32("bdev_io_pool_size");
+  p.opt_u32("bdev_io_cache_size");
+  p.opt_bool("bdev_auto_examine");
+  p.opt_u32("small_buf_pool_size");
+  p.opt_u32("large_buf_pool_size");
+  p.done();
+  return true;
+}
+
+json wait_for_examine(Params& p) {
+  p.done();
+  return true;
+}
+
+const rpc::ErrorDoc kNoParams{rpc::kInvalidParams, "params given: the method takes none"};
+const rpc::MethodDoc kGetConfig{
+    "One subsystem's configuration as save_config writes it (what rpc.py's client-side "
+    "save_config asks for).",
+    "array of {method, params}",
+    {{rpc::kInvalidParams, "name missing or not a subsystem framework_get_subsystems lists"}}};
+const rpc::MethodDoc kSaveConfig{
+    "The whole configuration, replayable with load_config or nvemu-tgt -c.",
+    "{subsystems: [{subsystem, config: [{method, params}]}]}",
+    {kNoParams}};
+const rpc::MethodDoc kLoadConfig{
+    "Replays a configuration (save_config's shape) in order, start-up methods first; stops at "
+    "the first failing entry.",
+    "true",
+    {{rpc::kInvalidParams,
+      "no subsystems array; an entry without a method or naming an unknown method; an entry "
+      "failed (the message names it and carries its own code)"}}};
+const rpc::MethodDoc kIobufSetOptions{
+    "Accepted so that SPDK configs replay; nvemu has no iobuf pools to size.",
+    "true",
+    {{rpc::kInvalidParams, "a count or size not an integer; an unknown key"}}};
+const rpc::MethodDoc kBdevSetOptions{
+    "Accepted so that SPDK configs replay; nvemu has no bdev_io pools to size.",
+    "true",
+    {{rpc::kInvalidParams,
+      "a size not an integer, bdev_auto_examine not a boolean; an unknown "
+      "key"}}};
+const rpc::MethodDoc kWaitForExamine{
+    "Returns once bdev examination is done (at once: nvemu examines synchronously).",
+    "true",
+    {kNoParams}};
+}  // namespace
+
 void register_config_rpcs() {
   auto& r = rpc::Registry::instance();
-  r.add("framework_get_config", rpc::kAnyState, [](Params& p) {
-    std::string name = p.str("name");
-    p.done();
-    json c = subsystem_config(name);
-    if (c.is_null()) {
-      std::vector<std::string> names;
-      for (const auto& e : subsystem_table()) names.emplace_back(e.name);
-      throw rpc::invalid_params(fmt::format("no subsystem '{}' (framework_get_subsystems lists {})",
-                                            name, fmt::join(names, ", ")));
-    }
-    return c["config"];
-  });
-  r.add("save_config", rpc::kAnyState, [](Params& p) {
-    p.done();
-    return full_config();
-  });
-  r.add_async("load_config", rpc::kAnyState, [](Params& p, const rpc::Responder& resp) {
-    json cfg = p.raw();
-    p.opt_value("subsystems");
-    p.done();
-    apply_config(cfg, [resp](const std::string& err) {
-      if (!err.empty())
-        resp.error(rpc::invalid_params(err));
-      else
-        resp.result(true);
-    });
-  });
-  // Accepted so that SPDK-written configs replay; nvemu has nothing to tune.
-  r.add("iobuf_set_options", rpc::kStartup, [](Params& p) {
-    p.opt_u64("small_pool_count");
-    p.opt_u64("large_pool_count");
-    p.opt_u32("small_bufsize");
-    p.opt_u32("large_bufsize");
-    p.done();
-    return json(true);
-  });
-  r.add("bdev_set_options", rpc::kStartup, [](Params& p) {
-    p.opt_u32("bdev_io_pool_size");
-    p.opt_u32("bdev_io_cache_size");
-    p.opt_bool("bdev_auto_examine");
-    p.opt_u32("small_buf_pool_size");
-    p.opt_u32("large_buf_pool_size");
-    p.done();
-    return json(true);
-  });
-  r.add("bdev_wait_for_examine", rpc::kRuntime, [](Params& p) {
-    p.done();
-    return json(true);
-  });
+  r.add("framework_get_config", rpc::kAnyState, get_config, kGetConfig);
+  r.add("save_config", rpc::kAnyState, save_config, kSaveConfig);
+  r.add_async("load_config", rpc::kAnyState, load_config, kLoadConfig);
+  r.add("iobuf_set_options", rpc::kStartup, iobuf_set_options, kIobufSetOptions);
+  r.add("bdev_set_options", rpc::kStartup, bdev_set_options, kBdevSetOptions);
+  r.add("bdev_wait_for_examine", rpc::kRuntime, wait_for_examine, kWaitForExamine);
 }
 
 }  // namespace nvemu::app

@@ -65,26 +65,48 @@ json sock_config_json() {
   return {{"subsystem", "sock"}, {"config", cfg}};
 }
 
+namespace {
+json set_default_impl(rpc::Params& p) {
+  std::string name = p.str("impl_name");
+  p.done();
+  if (name == "ssl")
+    throw rpc::invalid_params(
+        "impl_name 'ssl': nvemu has no TLS sockets; use posix or uring (ssl options are "
+        "kept only so that SPDK's configs replay)");
+  if (!SocketRing::set_default_impl(name))
+    throw rpc::invalid_params(
+        fmt::format("impl_name '{}' is not a socket implementation (uring or posix)", name));
+  return true;
+}
+
+json get_options(rpc::Params& p) {
+  const SockImplOpts& o = impl_opts(p);
+  p.done();
+  return o.to_json();
+}
+
+const rpc::MethodDoc kSetDefaultImpl{
+    "Picks the socket implementation new NVMe/TCP connections use: posix or uring.",
+    "true",
+    {{rpc::kInvalidParams, "impl_name missing, \"ssl\" (no TLS sockets) or not posix/uring"}}};
+const rpc::MethodDoc kSetOptions{
+    "Sets options of one socket implementation; all or nothing.",
+    "true",
+    {{rpc::kInvalidParams,
+      "impl_name not posix, uring or ssl; enable_placement_id > 2; tls_version not 0, 12 or 13"}}};
+const rpc::MethodDoc kGetOptions{
+    "The options of one socket implementation.",
+    "{recv_buf_size, send_buf_size, enable_recv_pipe, enable_quickack, enable_placement_id, "
+    "enable_zerocopy_send_server, enable_zerocopy_send_client, zerocopy_threshold, tls_version, "
+    "enable_ktls, ...}",
+    {{rpc::kInvalidParams, "impl_name missing or not posix, uring or ssl"}}};
+}  // namespace
+
 void register_sock_rpcs() {
   auto& r = rpc::Registry::instance();
-  r.add("sock_set_default_impl", rpc::kStartup, [](rpc::Params& p) {
-    std::string name = p.str("impl_name");
-    p.done();
-    if (name == "ssl")
-      throw rpc::invalid_params(
-          "impl_name 'ssl': nvemu has no TLS sockets; use posix or uring (ssl options are "
-          "kept only so that SPDK's configs replay)");
-    if (!SocketRing::set_default_impl(name))
-      throw rpc::invalid_params(
-          fmt::format("impl_name '{}' is not a socket implementation (uring or posix)", name));
-    return json(true);
-  });
-  r.add("sock_impl_set_options", rpc::kStartup, set_options);
-  r.add("sock_impl_get_options", rpc::kAnyState, [](rpc::Params& p) {
-    const SockImplOpts& o = impl_opts(p);
-    p.done();
-    return o.to_json();
-  });
+  r.add("sock_set_default_impl", rpc::kStartup, set_default_impl, kSetDefaultImpl);
+  r.add("sock_impl_set_options", rpc::kStartup, set_options, kSetOptions);
+  r.add("sock_impl_get_options", rpc::kAnyState, get_options, kGetOptions);
 }
 
 }  // namespace nvemu::app

@@ -178,16 +178,67 @@ void add_module_config(ModuleConfigFn fn) {
   module_configs().push_back(fn);
 }
 
+namespace {
+json malloc_delete(Params& p) {
+  return delete_bdev(p, "malloc");
+}
+json null_delete(Params& p) {
+  return delete_bdev(p, "null");
+}
+json uring_delete(Params& p) {
+  return delete_bdev(p, "uring");
+}
+
+const rpc::ErrorDoc kBadUuid{rpc::kInvalidParams, "uuid is not a UUID"};
+const rpc::ErrorDoc kExists{-EEXIST, "a bdev with that name exists"};
+const rpc::ErrorDoc kNoMd{-ENOTSUP, "md_size or dif_type given (no metadata/DIF)"};
+const rpc::MethodDoc kMallocCreate{
+    "Creates a RAM-backed bdev; without a name it is called MallocN.",
+    "the bdev's name (string)",
+    {kBadUuid,
+     kExists,
+     kNoMd,
+     {-EINVAL, "block_size not a multiple of 512; num_blocks 0 or over 1 TiB; not enough memory"}}};
+const rpc::MethodDoc kNullCreate{
+    "Creates a bdev that discards writes and reads zeroes.",
+    "the bdev's name (string)",
+    {kBadUuid, kExists, kNoMd, {-EINVAL, "block_size not a multiple of 512; num_blocks 0"}}};
+const rpc::MethodDoc kUringCreate{
+    "Creates a bdev on a file or block device, I/O through io_uring.",
+    "the bdev's name (string)",
+    {kBadUuid,
+     kExists,
+     {-EINVAL,
+      "the file cannot be opened or sized; block_size not a power of two >= 512 or not "
+      "fitting the device"}}};
+rpc::MethodDoc delete_doc(const char* module) {
+  return {fmt::format("Deletes a {} bdev.", module),
+          "true",
+          {{-ENODEV, fmt::format("no bdev with that name, or it is not a {} bdev", module)},
+           {-EBUSY, "it is the base of an error or delay bdev (delete that first)"}}};
+}
+const rpc::MethodDoc kGetBdevs{
+    "Lists the bdevs, or the one named.",
+    "array of {name, aliases, product_name, block_size, num_blocks, uuid, assigned_rate_limits, "
+    "claimed, zoned, supported_io_types, driver_specific, ...}",
+    {{-ENODEV, "name given and no bdev has it"}}};
+const rpc::MethodDoc kGetIostat{
+    "I/O statistics of every bdev, or of the one named.",
+    "{tick_rate, ticks, bdevs: [{name, bytes_read, num_read_ops, bytes_written, num_write_ops, "
+    "read_latency_ticks, write_latency_ticks, ...}]}",
+    {{-ENODEV, "name given and no bdev has it"}}};
+}  // namespace
+
 void register_rpcs() {
   auto& r = rpc::Registry::instance();
-  r.add("bdev_malloc_create", rpc::kRuntime, malloc_create);
-  r.add("bdev_malloc_delete", rpc::kRuntime, [](Params& p) { return delete_bdev(p, "malloc"); });
-  r.add("bdev_null_create", rpc::kRuntime, null_create);
-  r.add("bdev_null_delete", rpc::kRuntime, [](Params& p) { return delete_bdev(p, "null"); });
-  r.add("bdev_uring_create", rpc::kRuntime, uring_create);
-  r.add("bdev_uring_delete", rpc::kRuntime, [](Params& p) { return delete_bdev(p, "uring"); });
-  r.add("bdev_get_bdevs", rpc::kRuntime, get_bdevs);
-  r.add("bdev_get_iostat", rpc::kRuntime, get_iostat);
+  r.add("bdev_malloc_create", rpc::kRuntime, malloc_create, kMallocCreate);
+  r.add("bdev_malloc_delete", rpc::kRuntime, malloc_delete, delete_doc("malloc"));
+  r.add("bdev_null_create", rpc::kRuntime, null_create, kNullCreate);
+  r.add("bdev_null_delete", rpc::kRuntime, null_delete, delete_doc("null"));
+  r.add("bdev_uring_create", rpc::kRuntime, uring_create, kUringCreate);
+  r.add("bdev_uring_delete", rpc::kRuntime, uring_delete, delete_doc("uring"));
+  r.add("bdev_get_bdevs", rpc::kRuntime, get_bdevs, kGetBdevs);
+  r.add("bdev_get_iostat", rpc::kRuntime, get_iostat, kGetIostat);
 }
 
 nlohmann::json config_json() {

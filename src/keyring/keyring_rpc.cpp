@@ -10,6 +10,18 @@ namespace {
 using nlohmann::json;
 using rpc::Params;
 
+const rpc::MethodDoc kAddKey{
+    "Adds a DH-HMAC-CHAP secret read from a file (absolute path, mode 0600, owned by the "
+    "daemon's user) under a name that nvmf_subsystem_add_host's dhchap_key can refer to.",
+    "true",
+    {{-EEXIST, "a key with that name exists"},
+     {-EPERM,
+      "path not absolute; file readable by others (chmod 0600) or not owned by the "
+      "daemon's uid"},
+     {-EINVAL, "empty name; not a regular file; larger than 4 KiB; not a DHHC-1 secret"},
+     {-ENOENT,
+      "the file does not exist (any open/read errno is returned the same way, e.g. "
+      "-13 EACCES)"}}};
 json add_key(Params& p) {
   std::string name = p.str("name");
   std::string path = p.str("path");
@@ -24,6 +36,10 @@ json add_key(Params& p) {
   return true;
 }
 
+const rpc::MethodDoc kRemoveKey{
+    "Removes a key by name; subsystems' hosts that use it keep their copy until removed.",
+    "true",
+    {{-ENOKEY, "no key with that name"}}};
 json remove_key(Params& p) {
   std::string name = p.str("name");
   p.done();
@@ -32,6 +48,10 @@ json remove_key(Params& p) {
   return true;
 }
 
+const rpc::MethodDoc kGetKeys{
+    "Lists the keys, including removed ones still held by a host.",
+    "array of {name, module: \"keyring_file\", removed, probed, refcnt, path}",
+    {{rpc::kInvalidParams, "params given: the method takes none"}}};
 json get_keys(Params& p) {
   p.done();
   return Keyring::instance().keys_json();
@@ -40,9 +60,9 @@ json get_keys(Params& p) {
 
 void register_rpcs() {
   auto& r = rpc::Registry::instance();
-  r.add("keyring_file_add_key", rpc::kAnyState, add_key);
-  r.add("keyring_file_remove_key", rpc::kAnyState, remove_key);
-  r.add("keyring_get_keys", rpc::kAnyState, get_keys);
+  r.add("keyring_file_add_key", rpc::kAnyState, add_key, kAddKey);
+  r.add("keyring_file_remove_key", rpc::kAnyState, remove_key, kRemoveKey);
+  r.add("keyring_get_keys", rpc::kAnyState, get_keys, kGetKeys);
 }
 
 }  // namespace nvemu::keyring

@@ -218,13 +218,31 @@ json list(Params& p) {
   return out;
 }
 
+const rpc::MethodDoc kInject{
+    "Arms a command fault (status, no_completion, delay: on matching commands, count times or "
+    "with a probability) or acts at once (cfs, drop_connection, surprise_remove); see "
+    "docs/faults.md.",
+    "the fault's id (integer)",
+    {{rpc::kInvalidParams,
+      "unknown action; a parameter of another action; opcode without "
+      "queue; bad sct/sc/probability/delay_us; seed without probability; "
+      "no subsystem with that nqn"},
+     {-ENODEV,
+      "cntlid names no controller; no controller connected (cfs, drop_connection); no "
+      "DOCA function plugged or vuid not plugged (surprise_remove)"}}};
+const rpc::MethodDoc kClear{
+    "Disarms one fault by id, or all.", "true", {{-ENOENT, "no fault with that id"}}};
+const rpc::MethodDoc kList{"The faults armed or done, optionally of one subsystem.",
+                           "array of {id, nqn, action, hits, ...the fault's parameters}",
+                           {{rpc::kInvalidParams, "nqn not a string; an unknown key"}}};
+
 }  // namespace
 
 void register_fault_rpcs() {
   auto& reg = rpc::Registry::instance();
-  reg.add_async("nvmf_fault_inject", rpc::kRuntime, inject);
-  reg.add_async("nvmf_fault_clear", rpc::kRuntime, clear);
-  reg.add("nvmf_fault_list", rpc::kRuntime, list);
+  reg.add_async("nvmf_fault_inject", rpc::kRuntime, inject, kInject);
+  reg.add_async("nvmf_fault_clear", rpc::kRuntime, clear, kClear);
+  reg.add("nvmf_fault_list", rpc::kRuntime, list, kList);
 }
 
 }  // namespace nvemu::nvmf

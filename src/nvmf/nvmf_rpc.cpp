@@ -189,7 +189,13 @@ json get_subsystems(Params& p) {
   p.done();
   json out = json::array();
   if (nqn) {
-    out.push_back(subsystem_or_throw(*nqn)->to_json());
+    // SPDK v23.01 answers an unknown nqn here with -ENODEV, not -32602.
+    auto s = Target::instance().find_subsystem(*nqn);
+    if (!s)
+      throw rpc::errno_error(ENODEV, fmt::format("no subsystem with NQN {} (nvmf_get_subsystems "
+                                                 "without nqn lists them)",
+                                                 *nqn));
+    out.push_back(s->to_json());
     return out;
   }
   for (const auto& s : Target::instance().subsystems()) out.push_back(s->to_json());
@@ -375,20 +381,78 @@ json get_qpairs(Params& p) {
   return out;
 }
 
+// Docs for docs/rpc.md. tgt_name other than nvmf_tgt is -32603 for every
+// method here, as SPDK's "Unable to find target".
+const rpc::ErrorDoc kNoTgt{rpc::kInternalError, "tgt_name given and not nvmf_tgt"};
+const rpc::ErrorDoc kNoSubsystem{rpc::kInvalidParams, "no subsystem with that nqn"};
+const rpc::ErrorDoc kNotNvme{rpc::kInvalidParams,
+                             "no subsystem with that nqn, or it is the discovery subsystem"};
+const rpc::MethodDoc kCreateSubsystem{
+    "Creates an NVM subsystem (no namespaces, listeners or hosts yet).",
+    "true",
+    {{rpc::kInvalidParams,
+      "serial_number over 20 or model_number over 40 printable ASCII "
+      "characters; bad min_cntlid/max_cntlid range"},
+     {rpc::kInternalError,
+      "nqn invalid, the discovery NQN, existing already, or the target "
+      "holds nvmf_set_max_subsystems subsystems; tgt_name not nvmf_tgt"}}};
+const rpc::MethodDoc kDeleteSubsystem{
+    "Deletes a subsystem: its listeners, namespaces (releasing their bdevs) and controllers.",
+    "true",
+    {kNotNvme, kNoTgt}};
+const rpc::MethodDoc kGetSubsystems{
+    "Lists the subsystems, discovery included, or the one named.",
+    "array of {nqn, subtype, listen_addresses: [{trtype, adrfam, traddr, trsvcid, transport}], "
+    "allow_any_host, hosts: [{nqn, dhchap_key?, dhchap_ctrlr_key?}]; NVMe subsystems add "
+    "serial_number, model_number, max_namespaces, min_cntlid, max_cntlid, namespaces: [{nsid, "
+    "bdev_name, name, anagrpid, nguid?, eui64?, uuid?}]}",
+    {{-ENODEV, "nqn given and no subsystem has it"}, kNoTgt}};
+const rpc::MethodDoc kAddNs{
+    "Adds a namespace backed by a bdev (claiming it) to a subsystem.",
+    "the namespace ID (integer)",
+    {{rpc::kInvalidParams,
+      "no such subsystem or the discovery one; no bdev named bdev_name or it "
+      "is claimed already; bad nguid, eui64 or uuid; nsid in use or over "
+      "max_namespaces"},
+     kNoTgt}};
+const rpc::MethodDoc kRemoveNs{
+    "Removes a namespace from a subsystem and releases its bdev.",
+    "true",
+    {{rpc::kInvalidParams, "no such subsystem or the discovery one; no namespace nsid"}, kNoTgt}};
+const rpc::MethodDoc kAddHost{
+    "Allows a host NQN to connect, optionally requiring DH-HMAC-CHAP with keyring keys.",
+    "true",
+    {{rpc::kInvalidParams,
+      "no such subsystem; discovery without dhchap_key; host NQN invalid; "
+      "dhchap_ctrlr_key without dhchap_key; a key not in the keyring"},
+     kNoTgt}};
+const rpc::MethodDoc kRemoveHost{
+    "Removes a host from the allow list and disconnects its controllers.",
+    "true",
+    {{rpc::kInvalidParams, "no such subsystem; the host is not on its allow list"}, kNoTgt}};
+const rpc::MethodDoc kAllowAnyHost{
+    "Lets any host connect (true) or only the allow list (false).", "true", {kNotNvme, kNoTgt}};
+const rpc::MethodDoc kGetControllers{"The subsystem's connected controllers.",
+                                     "array of {cntlid, hostnqn, hostid, num_io_qpairs}",
+                                     {kNoSubsystem, kNoTgt}};
+const rpc::MethodDoc kGetQpairs{"The subsystem's queue pairs.",
+                                "array of {cntlid, qid, state, trtype, hostnqn, listen_address}",
+                                {kNoSubsystem, kNoTgt}};
+
 }  // namespace
 
 void register_subsystem_rpcs() {
   auto& r = rpc::Registry::instance();
-  r.add("nvmf_create_subsystem", rpc::kRuntime, create_subsystem);
-  r.add("nvmf_delete_subsystem", rpc::kRuntime, delete_subsystem);
-  r.add("nvmf_get_subsystems", rpc::kRuntime, get_subsystems);
-  r.add("nvmf_subsystem_add_ns", rpc::kRuntime, add_ns);
-  r.add("nvmf_subsystem_remove_ns", rpc::kRuntime, remove_ns);
-  r.add("nvmf_subsystem_add_host", rpc::kRuntime, add_host);
-  r.add("nvmf_subsystem_remove_host", rpc::kRuntime, remove_host);
-  r.add("nvmf_subsystem_allow_any_host", rpc::kRuntime, allow_any_host);
-  r.add("nvmf_subsystem_get_controllers", rpc::kRuntime, get_controllers);
-  r.add("nvmf_subsystem_get_qpairs", rpc::kRuntime, get_qpairs);
+  r.add("nvmf_create_subsystem", rpc::kRuntime, create_subsystem, kCreateSubsystem);
+  r.add("nvmf_delete_subsystem", rpc::kRuntime, delete_subsystem, kDeleteSubsystem);
+  r.add("nvmf_get_subsystems", rpc::kRuntime, get_subsystems, kGetSubsystems);
+  r.add("nvmf_subsystem_add_ns", rpc::kRuntime, add_ns, kAddNs);
+  r.add("nvmf_subsystem_remove_ns", rpc::kRuntime, remove_ns, kRemoveNs);
+  r.add("nvmf_subsystem_add_host", rpc::kRuntime, add_host, kAddHost);
+  r.add("nvmf_subsystem_remove_host", rpc::kRuntime, remove_host, kRemoveHost);
+  r.add("nvmf_subsystem_allow_any_host", rpc::kRuntime, allow_any_host, kAllowAnyHost);
+  r.add("nvmf_subsystem_get_controllers", rpc::kRuntime, get_controllers, kGetControllers);
+  r.add("nvmf_subsystem_get_qpairs", rpc::kRuntime, get_qpairs, kGetQpairs);
 }
 
 json config_json() {

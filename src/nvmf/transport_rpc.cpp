@@ -35,6 +35,16 @@ std::string key(const ListenAddress& a) {
   return fmt::format("{}|{}|{}|{}", a.trtype, a.adrfam, a.traddr, a.trsvcid);
 }
 
+// SPDK answers a tgt_name other than its one target with -32603 "Unable to
+// find a target."; checked after decoding, as SPDK decodes first.
+void check_tgt(const std::optional<std::string>& tgt) {
+  if (tgt && !tgt->empty() && *tgt != "nvmf_tgt")
+    throw rpc::internal_error(
+        fmt::format("Unable to find a target. '{}' is not one: nvemu runs one target, "
+                    "'nvmf_tgt'; omit tgt_name",
+                    *tgt));
+}
+
 // Relaxed decoding, as SPDK's: common options are type-checked here, every
 // other key passes to the transport as a transport-specific option.
 json create_transport(Params& p) {
@@ -120,9 +130,10 @@ ListenAddress decode_address(const json& j, const std::string& method) {
 json add_listener(Params& p) {
   std::string nqn = p.str("nqn");
   ListenAddress a = decode_address(p.object("listen_address"), p.method());
-  p.opt_str("tgt_name");
+  auto tgt = p.opt_str("tgt_name");
   p.opt_bool("secure_channel");
   p.done();
+  check_tgt(tgt);
   auto s = Target::instance().find_subsystem(nqn);
   if (!s) throw rpc::invalid_params(fmt::format("Unable to find subsystem with NQN {}", nqn));
   Transport* t = Target::instance().find_transport(a.trtype);
@@ -152,8 +163,9 @@ json add_listener(Params& p) {
 json remove_listener(Params& p) {
   std::string nqn = p.str("nqn");
   ListenAddress a = decode_address(p.object("listen_address"), p.method());
-  p.opt_str("tgt_name");
+  auto tgt = p.opt_str("tgt_name");
   p.done();
+  check_tgt(tgt);
   auto s = Target::instance().find_subsystem(nqn);
   if (!s) throw rpc::invalid_params(fmt::format("Unable to find subsystem with NQN {}", nqn));
   if (!s->has_listener(a))
@@ -167,8 +179,9 @@ json remove_listener(Params& p) {
 
 json get_listeners(Params& p) {
   std::string nqn = p.str("nqn");
-  p.opt_str("tgt_name");
+  auto tgt = p.opt_str("tgt_name");
   p.done();
+  check_tgt(tgt);
   auto s = Target::instance().find_subsystem(nqn);
   if (!s) throw rpc::invalid_params(fmt::format("Unable to find subsystem with NQN {}", nqn));
   json out = json::array();
@@ -179,8 +192,9 @@ json get_listeners(Params& p) {
 
 json get_transports(Params& p) {
   auto trtype = p.opt_str("trtype");
-  p.opt_str("tgt_name");
+  auto tgt = p.opt_str("tgt_name");
   p.done();
+  check_tgt(tgt);
   json out = json::array();
   for (Transport* t : Target::instance().transports())
     if (!trtype || upper(*trtype) == t->trtype()) out.push_back(t->opts().to_json());
@@ -191,8 +205,9 @@ json get_transports(Params& p) {
 }
 
 json get_stats(Params& p) {
-  p.opt_str("tgt_name");
+  auto tgt = p.opt_str("tgt_name");
   p.done();
+  check_tgt(tgt);
   json groups = json::array();
   auto& set = ReactorSet::instance();
   for (size_t i = 0; set.created() && i < set.size(); ++i)
@@ -282,6 +297,70 @@ json set_crdt(Params& p) {
   return true;
 }
 
+// Docs for docs/rpc.md.
+const rpc::ErrorDoc kNoSubsystem{rpc::kInvalidParams, "no subsystem with that nqn"};
+const rpc::ErrorDoc kNoTgt{rpc::kInternalError, "tgt_name given and not nvmf_tgt"};
+const rpc::ErrorDoc kBadAddress{rpc::kInvalidParams,
+                                "listen_address: adrfam not IPv4/IPv6; TCP without a valid "
+                                "trsvcid port"};
+const rpc::MethodDoc kCreateTransport{
+    "Creates a transport (TCP, VFIOUSER or DOCA) with its options; unknown keys pass to the "
+    "transport as its own options.",
+    "true",
+    {{rpc::kInvalidParams,
+      "max_queue_depth or max_aq_depth < 2; max_io_size not a multiple of "
+      "4096 or io_unit_size 0; trtype not TCP, VFIOUSER or DOCA"},
+     {rpc::kInternalError,
+      "the transport exists already; the transport refused its options "
+      "(\"Transport type 'X' create failed: why\"); tgt_name not "
+      "nvmf_tgt"}}};
+const rpc::MethodDoc kAddListener{
+    "Makes a subsystem listen on an address of a transport (for DOCA, hot-plugs the function "
+    "to the host).",
+    "true",
+    {kNoSubsystem,
+     kBadAddress,
+     {rpc::kInvalidParams, "the transport is not created; the subsystem listens there already"},
+     {rpc::kInternalError,
+      "the transport cannot listen (port in use, no such DOCA function, "
+      "function in a state that forbids it, ...); tgt_name not nvmf_tgt"}}};
+const rpc::MethodDoc kRemoveListener{
+    "Stops a subsystem listening on an address; the transport stops listening when no "
+    "subsystem uses the address any more.",
+    "true",
+    {kNoSubsystem,
+     kBadAddress,
+     {rpc::kInvalidParams, "the subsystem has no such listener"},
+     kNoTgt}};
+const rpc::MethodDoc kGetListeners{
+    "The subsystem's listeners.",
+    "array of {address: {trtype, adrfam, traddr, trsvcid}, ana_state}",
+    {kNoSubsystem, kNoTgt}};
+const rpc::MethodDoc kGetTransports{
+    "The transports and their options, or the one of trtype.",
+    "array of {trtype, max_queue_depth, max_io_qpairs_per_ctrlr, in_capsule_data_size, "
+    "max_io_size, io_unit_size, max_aq_depth, ...}",
+    {{-ENODEV, "trtype given and no such transport is created"}, kNoTgt}};
+const rpc::MethodDoc kGetStats{
+    "Poll groups and per-transport statistics.",
+    "{tick_rate, poll_groups: [{name, core, transports}], transports: [{trtype, ...}]}",
+    {{rpc::kInvalidParams, "a key other than tgt_name"}, kNoTgt}};
+const rpc::MethodDoc kSetConfig{
+    "Sets target-wide options (discovery_filter, DH-HMAC-CHAP digests and groups, ...) before "
+    "framework_start_init.",
+    "true",
+    {{rpc::kInvalidParams,
+      "discovery_filter not a known value; dhchap_digests or "
+      "dhchap_dhgroups not a non-empty array of known names"}}};
+const rpc::MethodDoc kSetMaxSubsystems{
+    "Sets how many subsystems (discovery included) the target may hold.",
+    "true",
+    {{rpc::kInvalidParams, "max_subsystems 0"}}};
+const rpc::MethodDoc kSetCrdt{
+    "Sets the command retry delay times (crdt1..3, in 100 ms units) controllers report.",
+    "true",
+    {{rpc::kInvalidParams, "a crdt not a 16-bit integer; an unknown key"}}};
+
 }  // namespace
 
 void release_listener(Subsystem& s, const ListenAddress& a) {
@@ -309,15 +388,15 @@ json listener_config(const std::string& nqn) {
 
 void register_transport_rpcs() {
   auto& r = rpc::Registry::instance();
-  r.add("nvmf_create_transport", rpc::kRuntime, create_transport);
-  r.add("nvmf_subsystem_add_listener", rpc::kRuntime, add_listener);
-  r.add("nvmf_subsystem_remove_listener", rpc::kRuntime, remove_listener);
-  r.add("nvmf_subsystem_get_listeners", rpc::kRuntime, get_listeners);
-  r.add("nvmf_get_transports", rpc::kRuntime, get_transports);
-  r.add("nvmf_get_stats", rpc::kRuntime, get_stats);
-  r.add("nvmf_set_config", rpc::kStartup, set_config);
-  r.add("nvmf_set_max_subsystems", rpc::kStartup, set_max_subsystems);
-  r.add("nvmf_set_crdt", rpc::kStartup, set_crdt);
+  r.add("nvmf_create_transport", rpc::kRuntime, create_transport, kCreateTransport);
+  r.add("nvmf_subsystem_add_listener", rpc::kRuntime, add_listener, kAddListener);
+  r.add("nvmf_subsystem_remove_listener", rpc::kRuntime, remove_listener, kRemoveListener);
+  r.add("nvmf_subsystem_get_listeners", rpc::kRuntime, get_listeners, kGetListeners);
+  r.add("nvmf_get_transports", rpc::kRuntime, get_transports, kGetTransports);
+  r.add("nvmf_get_stats", rpc::kRuntime, get_stats, kGetStats);
+  r.add("nvmf_set_config", rpc::kStartup, set_config, kSetConfig);
+  r.add("nvmf_set_max_subsystems", rpc::kStartup, set_max_subsystems, kSetMaxSubsystems);
+  r.add("nvmf_set_crdt", rpc::kStartup, set_crdt, kSetCrdt);
 }
 
 }  // namespace nvemu::nvmf

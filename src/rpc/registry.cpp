@@ -28,12 +28,20 @@ Registry& Registry::instance() {
   return r;
 }
 
-void Registry::add(const std::string& name, unsigned states, SyncFn fn) {
-  add_async(name, states, [fn = std::move(fn)](Params& p, const Responder& r) { r.result(fn(p)); });
+void Registry::add(const std::string& name, unsigned states, SyncFn fn, MethodDoc doc) {
+  add_async(
+      name, states, [fn = std::move(fn)](Params& p, const Responder& r) { r.result(fn(p)); },
+      std::move(doc));
 }
 
-void Registry::add_async(const std::string& name, unsigned states, AsyncFn fn) {
-  methods_[name] = Method{states, std::move(fn)};
+void Registry::add_async(const std::string& name, unsigned states, AsyncFn fn, MethodDoc doc) {
+  methods_[name] = Method{states, std::move(fn), std::move(doc)};
+}
+
+const MethodDoc* Registry::doc(const std::string& name) const {
+  auto alias = aliases_.find(name);
+  auto it = methods_.find(alias != aliases_.end() ? alias->second : name);
+  return it == methods_.end() ? nullptr : &it->second.doc;
 }
 
 void Registry::add_alias(const std::string& alias, const std::string& name) {

@@ -17,6 +17,23 @@ namespace nvemu::rpc {
 
 enum StateMask : unsigned { kStartup = 1, kRuntime = 2, kAnyState = 3 };
 
+// What a method does, returns and fails with: docs/rpc.md is generated from
+// these (nvemu-tgt --dump-rpc-methods), and tests/system/test_rpc_docs.py
+// fails when a method has none or its listed codes are not the ones it
+// returns. Each method lists the codes its own handler throws; the ones every
+// method shares (-32601 unknown method, -1 wrong framework state, -32602 for
+// a param that does not decode, -32603 an unexpected exception) are stated
+// once in the doc's preamble.
+struct ErrorDoc {
+  int code;          // the JSON-RPC error code, e.g. -19 (-ENODEV)
+  std::string when;  // the cause, e.g. "no bdev with that name"
+};
+struct MethodDoc {
+  std::string description;  // one sentence: what it does
+  std::string result;       // the shape of "result", e.g. "true", "array of {name, ...}"
+  std::vector<ErrorDoc> errors;
+};
+
 // Completes one request: exactly one of result()/error(); a notification
 // (no id) completes silently. Copyable; safe to call on the main thread later.
 class Responder {
@@ -45,8 +62,8 @@ class Registry {
   // RpcError before starting, which is sent as the reply).
   using AsyncFn = std::function<void(Params& params, const Responder& r)>;
 
-  void add(const std::string& name, unsigned states, SyncFn fn);
-  void add_async(const std::string& name, unsigned states, AsyncFn fn);
+  void add(const std::string& name, unsigned states, SyncFn fn, MethodDoc doc = {});
+  void add_async(const std::string& name, unsigned states, AsyncFn fn, MethodDoc doc = {});
   void add_alias(const std::string& alias, const std::string& name);
 
   unsigned state() const { return state_; }
@@ -57,6 +74,8 @@ class Registry {
   void dispatch(const std::string& name, const nlohmann::json& params, const Responder& r);
   std::vector<std::string> names(unsigned states) const;
   bool has(const std::string& name) const { return methods_.count(name) != 0; }
+  // The method's doc (empty when registered without one); null if unknown.
+  const MethodDoc* doc(const std::string& name) const;
   // Runs on the main thread after each method that succeeded (config
   // autosave); the hook may not dispatch. One hook; empty removes it.
   using SuccessHook = std::function<void(const std::string& method)>;
@@ -67,6 +86,7 @@ class Registry {
   struct Method {
     unsigned states;
     AsyncFn fn;
+    MethodDoc doc;
   };
   std::map<std::string, Method> methods_;
   std::map<std::string, std::string> aliases_;

@@ -82,13 +82,31 @@ json update_latency(Params& p) {
   return true;
 }
 
+const rpc::MethodDoc kCreate{
+    "Creates a delay bdev over a base bdev, adding the given average and p99 latencies "
+    "(microseconds) to reads and writes.",
+    "the bdev's name (string)",
+    {{rpc::kInvalidParams, "uuid is not a UUID; a latency missing"},
+     {-EEXIST, "a bdev with that name exists"},
+     {-ENODEV, "no bdev named base_bdev_name"},
+     {-EINVAL, "the base cannot be claimed or a p99 latency is below its average"}}};
+const rpc::MethodDoc kDelete{"Deletes a delay bdev and releases its base.",
+                             "true",
+                             {{-ENODEV, "no bdev with that name, or it is not a delay bdev"},
+                              {-EBUSY, "it is the base of another error or delay bdev"}}};
+const rpc::MethodDoc kUpdate{
+    "Changes one latency (avg_read, p99_read, avg_write, p99_write) of a delay bdev.",
+    "true",
+    {{rpc::kInvalidParams, "latency_type not a known value; no bdev named delay_bdev_name"},
+     {rpc::kInvalidRequest, "the bdev is not a delay bdev"}}};
+
 }  // namespace
 
 void register_rpcs() {
   auto& r = rpc::Registry::instance();
-  r.add("bdev_delay_create", rpc::kRuntime, delay_create);
-  r.add("bdev_delay_delete", rpc::kRuntime, delay_delete);
-  r.add("bdev_delay_update_latency", rpc::kRuntime, update_latency);
+  r.add("bdev_delay_create", rpc::kRuntime, delay_create, kCreate);
+  r.add("bdev_delay_delete", rpc::kRuntime, delay_delete, kDelete);
+  r.add("bdev_delay_update_latency", rpc::kRuntime, update_latency, kUpdate);
 }
 
 }  // namespace nvemu::bdev::delay

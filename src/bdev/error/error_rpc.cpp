@@ -113,13 +113,34 @@ json inject_error(Params& p) {
   return true;
 }
 
+const rpc::MethodDoc kCreate{
+    "Creates error bdev EE_<base_name> over a base bdev, passing I/O through until an error "
+    "is injected.",
+    "true",
+    {{rpc::kInvalidParams, "uuid is not a UUID"},
+     {-ENODEV, "no bdev named base_name"},
+     {-EEXIST, "a bdev named EE_<base_name> exists"},
+     {-EBUSY, "the base is already claimed by another bdev"}}};
+const rpc::MethodDoc kDelete{
+    "Deletes an error bdev; I/O it holds (pending) ends aborted and its base is released.",
+    "true",
+    {{-ENODEV, "no bdev with that name, or it is not an error bdev"},
+     {-EBUSY, "it is the base of another error or delay bdev"}}};
+const rpc::MethodDoc kInject{
+    "Arms num failures (or pending, corrupt_data, nomem) for one I/O type on an error bdev; "
+    "io_type clear disarms.",
+    "true",
+    {{rpc::kInvalidParams, "io_type or error_type not a known value; corrupt_value > 255"},
+     {-EINVAL, "corrupt_data with corrupt_value 0"},
+     {-ENODEV, "no bdev with that name, or it is not an error bdev"}}};
+
 }  // namespace
 
 void register_rpcs() {
   auto& r = rpc::Registry::instance();
-  r.add("bdev_error_create", rpc::kRuntime, error_create);
-  r.add("bdev_error_delete", rpc::kRuntime, error_delete);
-  r.add("bdev_error_inject_error", rpc::kRuntime, inject_error);
+  r.add("bdev_error_create", rpc::kRuntime, error_create, kCreate);
+  r.add("bdev_error_delete", rpc::kRuntime, error_delete, kDelete);
+  r.add("bdev_error_inject_error", rpc::kRuntime, inject_error, kInject);
 }
 
 }  // namespace nvemu::bdev::error

@@ -431,14 +431,68 @@ void module_config(json& cfg) {
 
 }  // namespace
 
+// Docs for docs/rpc.md; -22 (EINVAL) carries most parse failures, as in SPDK.
+const rpc::MethodDoc kSetOptions{
+    "Sets bdev_nvme's defaults (timeouts, retries, reconnect policy, DH-HMAC-CHAP digests and "
+    "groups) for controllers attached later.",
+    "true",
+    {{rpc::kInvalidParams,
+      "action_on_timeout not none/reset/abort; bad dhchap_digests or "
+      "dhchap_dhgroups"},
+     {-EINVAL,
+      "timeout_admin_us without timeout_us; bdev_retry_count < -1; inconsistent "
+      "ctrlr_loss_timeout_sec / reconnect_delay_sec / fast_io_fail_timeout_sec"},
+     {-EPERM, "a controller is attached already"}}};
+const rpc::MethodDoc kSetHotplug{
+    "Accepts enable=false only: nvemu has no local PCIe NVMe devices to hot plug.",
+    "true",
+    {{rpc::kInvalidParams, "enable=true"}}};
+const rpc::MethodDoc kAttach{
+    "Connects to a remote NVMe controller (trtype tcp or vfiouser) and creates one bdev per "
+    "namespace, <name>n<nsid>; with an existing name and multipath failover, adds a path.",
+    "array of the bdevs' names (strings); empty when a failover path was added",
+    {{rpc::kInvalidParams, "multipath not disable/failover/multipath"},
+     {-EINVAL,
+      "empty name; bad trtype, adrfam, trsvcid; no subnqn for tcp; psk, prchk_*, "
+      "multipath=multipath; traddr unresolvable; a failover path to another subsystem, hostnqn "
+      "or trtype"},
+     {-ENOKEY, "dhchap_key or dhchap_ctrlr_key names no keyring key"},
+     {-EALREADY, "the name exists with multipath disable or the same path, or is being attached"},
+     {-ECONNREFUSED, "nothing listens at traddr/trsvcid"},
+     {-EADDRNOTAVAIL, "hostaddr is not an address of this machine"},
+     {-ETIMEDOUT, "the connection or its ICResp timed out"},
+     {-EPERM, "the target refused the host (Connect status 0x84: host not allowed)"},
+     {-EACCES, "DH-HMAC-CHAP authentication failed"},
+     {-ENODEV,
+      "no such subsystem there (Connect status 0x82); the controller went away while "
+      "a failover path was connecting"},
+     {-ENOENT, "vfio-user: no socket at traddr"},
+     {-EIO, "any other failure while connecting or identifying"}}};
+const rpc::MethodDoc kDetach{
+    "Detaches a controller and deletes its bdevs; with trid fields, removes only the matching "
+    "paths.",
+    "true",
+    {{-EINVAL, "trtype or adrfam not known"},
+     {-ENODEV, "no controller with that name, or none of its paths matches"}}};
+const rpc::MethodDoc kGetControllers{
+    "Lists the attached controllers, or the one named.",
+    "array of {name, ctrlrs: [{state, trid: {trtype, adrfam, traddr, trsvcid, subnqn}, cntlid, "
+    "host: {nqn, addr, svcid}}]}",
+    {{EINVAL, "name given and no controller has it (positive 22, as SPDK)"}}};
+const rpc::MethodDoc kReset{
+    "Resets a controller: disconnects and reconnects its paths.",
+    "true",
+    {{-ENODEV, "no controller with that name"},
+     {rpc::kInternalError, "a reset is in progress already or the reset failed"}}};
+
 void register_rpcs() {
   auto& r = rpc::Registry::instance();
-  r.add("bdev_nvme_set_options", rpc::kAnyState, set_options);
-  r.add("bdev_nvme_set_hotplug", rpc::kAnyState, set_hotplug);
-  r.add_async("bdev_nvme_attach_controller", rpc::kRuntime, attach);
-  r.add("bdev_nvme_detach_controller", rpc::kRuntime, detach);
-  r.add("bdev_nvme_get_controllers", rpc::kRuntime, get_controllers);
-  r.add_async("bdev_nvme_reset_controller", rpc::kRuntime, reset);
+  r.add("bdev_nvme_set_options", rpc::kAnyState, set_options, kSetOptions);
+  r.add("bdev_nvme_set_hotplug", rpc::kAnyState, set_hotplug, kSetHotplug);
+  r.add_async("bdev_nvme_attach_controller", rpc::kRuntime, attach, kAttach);
+  r.add("bdev_nvme_detach_controller", rpc::kRuntime, detach, kDetach);
+  r.add("bdev_nvme_get_controllers", rpc::kRuntime, get_controllers, kGetControllers);
+  r.add_async("bdev_nvme_reset_controller", rpc::kRuntime, reset, kReset);
   add_module_config(module_config);
 }
 

@@ -270,6 +270,43 @@ void resize(Params& p, const Responder& r) {
           });
 }
 
+const rpc::ErrorDoc kBadConfigMap{rpc::kInvalidParams,
+                                  "config_param/config not an object of strings"};
+const rpc::MethodDoc kRegisterCluster{
+    "Connects to a Ceph cluster (config_param, config_file, key_file, user_id) once, to be "
+    "shared by the rbd bdevs that name it.",
+    "the cluster's name (string)",
+    {kBadConfigMap,
+     {-EPERM, "name missing or registered already; the connection to the cluster failed"}}};
+const rpc::MethodDoc kUnregisterCluster{
+    "Disconnects a registered cluster.",
+    "true",
+    {{-EPERM, "no cluster with that name, or an rbd bdev still uses it"}}};
+const rpc::MethodDoc kGetClustersInfo{
+    "The registered clusters, or the one named.",
+    "array of {cluster_name, config_param, ...}; with name: one such object",
+    {{-ENOENT, "no cluster registered, or none with that name"}}};
+const rpc::MethodDoc kCreate{
+    "Creates a bdev on an RBD image (pool_name/rbd_name), over a registered cluster or a "
+    "connection of its own; without a name it is called CephN.",
+    "the bdev's name (string)",
+    {kBadConfigMap,
+     {-EINVAL,
+      "uuid not a UUID; block_size not a power of two >= 512; empty pool_name or "
+      "rbd_name; the image is smaller than one block"},
+     {-EEXIST, "a bdev with that name exists or is being created"},
+     {-EPERM, "cluster_name not registered; connecting or opening the image failed"}}};
+const rpc::MethodDoc kDelete{"Deletes an rbd bdev (the image stays in Ceph).",
+                             "true",
+                             {{-ENODEV, "no bdev with that name, or it is not an rbd bdev"},
+                              {-EBUSY, "it is the base of an error or delay bdev"}}};
+const rpc::MethodDoc kResize{
+    "Grows an rbd bdev and its image to new_size MiB.",
+    "true",
+    {{-ENODEV, "no bdev with that name"},
+     {-EINVAL, "not an rbd bdev; new_size smaller than the current size or too large"},
+     {-EIO, "librbd's rbd_resize failed (its -errno is returned, e.g. -5 EIO)"}}};
+
 void module_config(json& config) {
   for (const auto& e : Clusters::instance().list()) {
     json params = {{"name", e.params.name}};
@@ -287,12 +324,12 @@ void shutdown() {
 
 void register_rpcs() {
   auto& reg = rpc::Registry::instance();
-  reg.add_async("bdev_rbd_register_cluster", rpc::kRuntime, register_cluster);
-  reg.add("bdev_rbd_unregister_cluster", rpc::kRuntime, unregister_cluster);
-  reg.add("bdev_rbd_get_clusters_info", rpc::kRuntime, get_clusters_info);
-  reg.add_async("bdev_rbd_create", rpc::kRuntime, create);
-  reg.add("bdev_rbd_delete", rpc::kRuntime, delete_bdev);
-  reg.add_async("bdev_rbd_resize", rpc::kRuntime, resize);
+  reg.add_async("bdev_rbd_register_cluster", rpc::kRuntime, register_cluster, kRegisterCluster);
+  reg.add("bdev_rbd_unregister_cluster", rpc::kRuntime, unregister_cluster, kUnregisterCluster);
+  reg.add("bdev_rbd_get_clusters_info", rpc::kRuntime, get_clusters_info, kGetClustersInfo);
+  reg.add_async("bdev_rbd_create", rpc::kRuntime, create, kCreate);
+  reg.add("bdev_rbd_delete", rpc::kRuntime, delete_bdev, kDelete);
+  reg.add_async("bdev_rbd_resize", rpc::kRuntime, resize, kResize);
   add_module_config(module_config);
 }
 

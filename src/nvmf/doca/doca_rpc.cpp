@@ -110,42 +110,76 @@ void destroy_function(Params& p, const rpc::Responder& r) {
   });
 }
 
+json get_managers(Params& p) {
+  p.done();
+  json out = json::array();
+  for (const auto& m : Managers::instance().managers()) out.push_back({{"name", m}});
+  return out;
+}
+
+json create_manager(Params& p) {
+  std::string name = p.str("name");
+  p.done();
+  if (name.empty() || name.find('/') != std::string::npos)
+    throw rpc::invalid_params("name must be a non-empty word without '/'");
+  if (!Managers::instance().add_manager(name))
+    throw rpc::errno_error(EEXIST, fmt::format("emulation manager '{}' already exists", name));
+  return true;
+}
+
+json create_function(Params& p) {
+  std::string m = manager_or_throw(p);
+  // "vuid" is nvemu's own: save_config writes it so a restarted target
+  // offers the same VUID, hence the same socket path, to a host.
+  std::optional<std::string> vuid = p.opt_str("vuid");
+  p.done();
+  if (!vuid) return Managers::instance().create_function(m);
+  if (vuid->empty() || vuid->find('/') != std::string::npos || *vuid == "." || *vuid == "..")
+    throw rpc::invalid_params("vuid must be a non-empty word without '/'");
+  if (!Managers::instance().create_function(m, *vuid))
+    throw rpc::errno_error(EEXIST, fmt::format("function {} already exists "
+                                               "(nvmf_doca_list_functions lists them)",
+                                               *vuid));
+  return *vuid;
+}
+
+const rpc::ErrorDoc kNoManager{-ENODEV, "no emulation manager named dev_name"};
+const rpc::MethodDoc kGetManagers{
+    "Lists the emulation managers (software stand-ins for a "
+    "BlueField's emulation-capable devices).",
+    "array of {name}",
+    {{rpc::kInvalidParams, "params given: the method takes none"}}};
+const rpc::MethodDoc kCreateManager{
+    "Adds an emulation manager (nvemu's own; a DPU has them in hardware).",
+    "true",
+    {{rpc::kInvalidParams, "name empty or containing '/'"},
+     {-EEXIST, "a manager with that name exists"}}};
+const rpc::MethodDoc kCreateFunction{
+    "Creates an emulated PCIe function on a manager, unplugged until a DOCA listener names it.",
+    "the function's VUID (string)",
+    {kNoManager,
+     {rpc::kInvalidParams, "vuid empty, containing '/', \".\" or \"..\""},
+     {-EEXIST, "a function with that vuid exists"}}};
+const rpc::MethodDoc kListFunctions{
+    "The manager's functions with their state (created, listening, host attached, enabled).",
+    "array of {vuid, manager, state, socket, subnqn, cntlid, host_pid}",
+    {kNoManager}};
+const rpc::MethodDoc kDestroyFunction{
+    "Destroys a function that is not plugged (state created).",
+    "true",
+    {kNoManager,
+     {-ENODEV, "the manager has no function with that vuid"},
+     {-EBUSY, "the function is listening or held by a host (the message says who and the fix)"}}};
+
 }  // namespace
 
 void register_rpcs() {
   auto& reg = rpc::Registry::instance();
-  reg.add("nvmf_doca_get_managers", rpc::kAnyState, [](Params& p) {
-    p.done();
-    json out = json::array();
-    for (const auto& m : Managers::instance().managers()) out.push_back({{"name", m}});
-    return out;
-  });
-  reg.add("nvmf_doca_create_manager", rpc::kAnyState, [](Params& p) {
-    std::string name = p.str("name");
-    p.done();
-    if (name.empty() || name.find('/') != std::string::npos)
-      throw rpc::invalid_params("name must be a non-empty word without '/'");
-    if (!Managers::instance().add_manager(name))
-      throw rpc::errno_error(EEXIST, fmt::format("emulation manager '{}' already exists", name));
-    return json(true);
-  });
-  reg.add("nvmf_doca_create_function", rpc::kRuntime, [](Params& p) {
-    std::string m = manager_or_throw(p);
-    // "vuid" is nvemu's own: save_config writes it so a restarted target
-    // offers the same VUID, hence the same socket path, to a host.
-    std::optional<std::string> vuid = p.opt_str("vuid");
-    p.done();
-    if (!vuid) return json(Managers::instance().create_function(m));
-    if (vuid->empty() || vuid->find('/') != std::string::npos || *vuid == "." || *vuid == "..")
-      throw rpc::invalid_params("vuid must be a non-empty word without '/'");
-    if (!Managers::instance().create_function(m, *vuid))
-      throw rpc::errno_error(EEXIST, fmt::format("function {} already exists "
-                                                 "(nvmf_doca_list_functions lists them)",
-                                                 *vuid));
-    return json(*vuid);
-  });
-  reg.add_async("nvmf_doca_list_functions", rpc::kRuntime, list_functions);
-  reg.add_async("nvmf_doca_destroy_function", rpc::kRuntime, destroy_function);
+  reg.add("nvmf_doca_get_managers", rpc::kAnyState, get_managers, kGetManagers);
+  reg.add("nvmf_doca_create_manager", rpc::kAnyState, create_manager, kCreateManager);
+  reg.add("nvmf_doca_create_function", rpc::kRuntime, create_function, kCreateFunction);
+  reg.add_async("nvmf_doca_list_functions", rpc::kRuntime, list_functions, kListFunctions);
+  reg.add_async("nvmf_doca_destroy_function", rpc::kRuntime, destroy_function, kDestroyFunction);
 }
 
 }  // namespace nvemu::nvmf::doca
