@@ -233,6 +233,45 @@ class Metrics(unittest.TestCase):
         self.assertEqual((q["errors_total"], q["write_commands_total"], q["written_bytes_total"],
                           q["queue_depth"]), (3 + 2, 4, 3 * 4096 + 512, 0))
 
+    def test_6_vfio_user_queues_while_a_host_runs(self):
+        # Any transport: a PCIe (vfio-user) controller's queues while
+        # nvemu-perf (QD 8, one namespace) drives them.
+        t = self.tgt
+        vdir = os.path.join(t.dir, "vfu")
+        os.makedirs(vdir, exist_ok=True)
+        t.result("nvmf_create_transport", {"trtype": "VFIOUSER"})
+        t.result("nvmf_subsystem_add_listener", {"nqn": NQN, "listen_address": {
+            "trtype": "VFIOUSER", "adrfam": "IPv4", "traddr": vdir, "trsvcid": "0"}})
+        perf = subprocess.Popen([os.path.join(harness.BIN_DIR, "nvemu-perf"), "-q", "8", "-o",
+                                 "4096", "-w", "randread", "-t", "3", "--no-live", "-r",
+                                 f"trtype:VFIOUSER traddr:{vdir} subnqn:{NQN}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            def io_queue():
+                ss = samples(self.get()[2])
+                hits = [s for s in ss.get("nvemu_qpair_read_commands_total", [])
+                        if s.labels["trtype"] == "VFIOUSER" and s.labels["qid"] != "0"
+                        and s.value > 0]
+                return (ss, hits[0].labels) if hits else None
+            found = wait_for(io_queue, timeout=10)
+            self.assertTrue(found, "no VFIOUSER I/O queue series while nvemu-perf runs")
+            ss, lab = found
+            first = qpair(ss, **lab)
+            self.assertEqual(first["errors_total"], 0)
+            self.assertLessEqual(first["queue_depth"], 8)
+            self.assertGreater(first["queue_size"], 0)
+            self.assertEqual(first["read_bytes_total"], first["read_commands_total"] * 4096)
+            self.assertEqual(first["write_commands_total"], 0)
+            admin = qpair(ss, **{**lab, "qid": "0"})
+            self.assertEqual(admin["errors_total"], 0)
+            time.sleep(0.3)
+            later = qpair(samples(self.get()[2]), **lab)
+            self.assertGreater(later["read_commands_total"], first["read_commands_total"])
+            self.assertLessEqual(later["queue_depth"], 8)
+        finally:
+            out, _ = perf.communicate(timeout=60)
+        self.assertEqual(perf.returncode, 0, out)
+
     def test_4_bad_metrics_address_is_refused(self):
         p = subprocess.run([harness.TGT, "-r", "/tmp/nvemu-metrics-bad.sock", "--metrics",
                             "localhost"], capture_output=True, text=True, timeout=30)
