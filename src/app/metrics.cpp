@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "bdev/bdev.h"
+#include "nvmf/controller.h"
+#include "nvmf/target.h"
 #include "reactor/reactor.h"
 #include "rpc/registry.h"
 
@@ -115,6 +117,55 @@ void bdev_metrics(Writer& w) {
   }
 }
 
+// Every live queue of every controller, any transport, through the
+// enumeration nvmf_subsystem_get_qpairs uses. The counters are the queue's
+// own (Qpair::IoState: one writer, its reactor; relaxed loads here). Bytes
+// come from the SMART data units (512 bytes each; every bdev's block size
+// is a multiple of 512, so they are exact).
+void qpair_metrics(Writer& w) {
+  struct Row {
+    std::string labels;
+    uint64_t v[7];
+  };
+  std::vector<Row> rows;
+  auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  for (const auto& s : nvmf::Target::instance().subsystems()) {
+    for (const auto& c : s->controllers()) {
+      c->for_each_qpair([&](const nvmf::Qpair& qp) {
+        const nvmf::Qpair::IoState& io = qp.io;
+        rows.push_back(
+            {fmt::format(R"(subnqn="{}",cntlid="{}",qid="{}",trtype="{}",hostnqn="{}")",
+                         prom_escape(s->nqn()), c->cntlid(), qp.qid(), prom_escape(qp.trtype()),
+                         prom_escape(c->hostnqn())),
+             {get(io.read_cmds), get(io.write_cmds), get(io.units_read) * 512,
+              get(io.units_written) * 512, get(io.errors), get(io.inflight), qp.sq_size()}});
+      });
+    }
+  }
+  struct Family {
+    const char* name;
+    const char* type;
+    const char* help;
+  };
+  static const Family kFamilies[] = {
+      {"nvemu_qpair_read_commands_total", "counter",
+       "Read and Compare commands completed successfully on the queue."},
+      {"nvemu_qpair_write_commands_total", "counter",
+       "Write commands completed successfully on the queue."},
+      {"nvemu_qpair_read_bytes_total", "counter", "Bytes read by the queue's successful commands."},
+      {"nvemu_qpair_written_bytes_total", "counter",
+       "Bytes written by the queue's successful commands."},
+      {"nvemu_qpair_errors_total", "counter",
+       "Commands completed with a non-zero status on the queue."},
+      {"nvemu_qpair_queue_depth", "gauge", "Commands received on the queue and not yet completed."},
+      {"nvemu_qpair_queue_size", "gauge", "Submission queue entries."},
+  };
+  for (size_t f = 0; f < std::size(kFamilies); ++f) {
+    w.family(kFamilies[f].name, kFamilies[f].type, kFamilies[f].help);
+    for (const Row& r : rows) w.sample(kFamilies[f].name, r.labels, r.v[f]);
+  }
+}
+
 void reactor_metrics(Writer& w) {
   auto& set = ReactorSet::instance();
   w.family("nvemu_reactor_busy_seconds_total", "counter",
@@ -189,7 +240,10 @@ void collect_metrics(std::function<void(std::string)> done) {
   w.family("nvemu_build_info", "gauge", "The running nvemu's version.");
   w.sample("nvemu_build_info", fmt::format(R"(version="{}")", NVEMU_VERSION), uint64_t{1});
   // Before framework_start_init the bdev and nvmf layers are not up.
-  if (rpc::Registry::instance().state() == rpc::kRuntime) bdev_metrics(w);
+  if (rpc::Registry::instance().state() == rpc::kRuntime) {
+    bdev_metrics(w);
+    qpair_metrics(w);
+  }
   reactor_metrics(w);
   std::string head = w.take();
   if (rpc::Registry::instance().state() != rpc::kRuntime) {

@@ -1,8 +1,10 @@
 // The Prometheus text exposition (format 0.0.4) of the target's counters:
 // bdevs (the namespaces' backends) with I/O counts, bytes, errors and
-// latency histograms, reactors' busy/idle time, DOCA functions' states.
+// latency histograms, every controller's queues (commands, bytes, errors,
+// depth, size), reactors' busy/idle time, DOCA functions' states.
 // Everything is read from counters that already exist (a channel's IoStats,
-// a reactor's busy/idle time) or asked through the same RPC handlers an
+// a queue's Qpair::IoState, a reactor's busy/idle time) or asked through the
+// same RPC handlers an
 // operator would call, so the numbers agree with bdev_get_iostat,
 // framework_get_reactors and nvmf_doca_list_functions.
 #pragma once

@@ -120,6 +120,11 @@ void fill_effects_log(nvme::CommandsEffectsLog& log, bool pcie, bool discovery) 
 }
 
 void Controller::execute(Request* req) {
+  req->qpair->io.received();  // Qpair::complete() balances it
+  dispatch(req);
+}
+
+void Controller::dispatch(Request* req) {
   if (fault::armed() && fault::on_execute(*this, req)) [[unlikely]]
     return;
   if (req->qpair->qid() == 0)

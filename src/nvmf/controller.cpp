@@ -507,22 +507,25 @@ nlohmann::json Controller::info_json() const {
           {"num_io_qpairs", num_io_qpairs()}};
 }
 
+void Controller::for_each_qpair(const std::function<void(const Qpair&)>& fn) const {
+  std::lock_guard lk(qp_mu_);
+  if (admin_qp_) fn(*admin_qp_);
+  for (auto& [qid, qp] : io_qps_) fn(*qp);
+}
+
 nlohmann::json Controller::qpairs_json() const {
   nlohmann::json out = nlohmann::json::array();
-  std::lock_guard lk(qp_mu_);
-  auto one = [&](Qpair* qp) {
-    nlohmann::json addr = qp->peer_json();
+  for_each_qpair([&](const Qpair& qp) {
+    nlohmann::json addr = qp.peer_json();
     if (!addr.is_object()) addr = nlohmann::json::object();
-    if (!addr.contains("trtype")) addr["trtype"] = qp->trtype();
+    if (!addr.contains("trtype")) addr["trtype"] = qp.trtype();
     out.push_back({{"cntlid", cntlid()},
-                   {"qid", qp->qid()},
+                   {"qid", qp.qid()},
                    {"state", "active"},
-                   {"trtype", qp->trtype()},
+                   {"trtype", qp.trtype()},
                    {"hostnqn", hostnqn_},
                    {"listen_address", addr}});
-  };
-  if (admin_qp_) one(admin_qp_);
-  for (auto& [qid, qp] : io_qps_) one(qp);
+  });
   return out;
 }
 

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,6 +74,8 @@ class Controller : public std::enable_shared_from_this<Controller> {
   // transports go through submit_request() instead. Ends in exactly one
   // req->qpair->complete(req) on the qpair's reactor.
   void execute(Request* req);
+  // execute() for a request already counted as received (submit_request).
+  void dispatch(Request* req);
 
   // PCIe: the transport created a queue pair for this controller (the admin
   // queue on enable, an I/O queue on Create I/O SQ). On qp's reactor. Sets
@@ -94,6 +97,11 @@ class Controller : public std::enable_shared_from_this<Controller> {
   nlohmann::json info_json() const;
   // nvmf_subsystem_get_qpairs entries for this controller.
   nlohmann::json qpairs_json() const;
+  // Calls fn for every queue listed (admin first, then I/O by qid), under
+  // the lock that keeps them alive while listed: fn may read a queue's
+  // identity and its IoState atomics, and must not call back into the
+  // controller. The enumeration nvmf_subsystem_get_qpairs and the metrics use.
+  void for_each_qpair(const std::function<void(const Qpair&)>& fn) const;
 
   // ---- Read-only accessors ---------------------------------------------------
 

@@ -191,6 +191,7 @@ Status property(Request* req, bool set) {
 
 void submit_request(Request* req) {
   Qpair* qp = req->qpair;
+  qp->io.received();  // Qpair::complete() balances it
   if (req->cmd.opc != nvme::kFabricsOpcode) {
     if (!qp->controller()) {
       finish(req, Status::generic(nvme::sc::kCommandSequenceError));
@@ -200,7 +201,7 @@ void submit_request(Request* req) {
       finish(req, Status::command_specific(nvme::csc::kFabricAuthRequired));
       return;
     }
-    qp->controller()->execute(req);
+    qp->controller()->dispatch(req);
     return;
   }
   uint8_t fctype = nvme::as<nvme::FabricsCmd>(req->cmd).fctype;

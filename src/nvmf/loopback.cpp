@@ -12,7 +12,7 @@ LoopbackQpair::~LoopbackQpair() {
   destroy();
 }
 
-void LoopbackQpair::complete(Request* req) {
+void LoopbackQpair::deliver(Request* req) {
   req->rsp.cid = req->cmd.cid;
   req->rsp.sqid = qid();
   req->rsp.status = req->status.field();  // phase 0

@@ -23,7 +23,6 @@ class LoopbackQpair : public Qpair {
       : Qpair(reactor, qid, sq_size) {}
   ~LoopbackQpair() override;
 
-  void complete(Request* req) override;
   void disconnect() override { disconnect_requested = true; }
   std::string trtype() const override { return "LOOPBACK"; }
   nlohmann::json peer_json() const override {
@@ -42,6 +41,9 @@ class LoopbackQpair : public Qpair {
 
   std::vector<Request*> completed;  // in completion order
   bool disconnect_requested = false;
+
+ protected:
+  void deliver(Request* req) override;
 
  private:
   bool destroyed_ = false;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/counter.h"
 #include "nvme/sqe.h"
 #include "nvmf/request.h"
 #include "nvmf/subsystem.h"
@@ -59,8 +60,15 @@ class Qpair {
   const std::shared_ptr<Controller>& controller() const { return ctrlr_; }
   void set_controller(std::shared_ptr<Controller> c) { ctrlr_ = std::move(c); }
 
-  // Controller -> transport, on this qpair's reactor, exactly once per request.
-  virtual void complete(Request* req) = 0;
+  // Controller -> transport, on this qpair's reactor, exactly once per request
+  // the controller received (submit_request, Controller::execute). Not
+  // virtual: every completion passes the queue's counters (IoState) on its
+  // way to the transport's deliver(). A request the transport fails on its
+  // own, before handing it in, goes to deliver() directly.
+  void complete(Request* req) {
+    io.completed(req->status);
+    deliver(req);
+  }
   // Controller -> transport: stop serving this queue (keep-alive expired,
   // controller failed or deleted). The transport tears it down asynchronously
   // and must still complete or abort every request it has handed in.
@@ -68,6 +76,11 @@ class Qpair {
   virtual std::string trtype() const = 0;
   virtual nlohmann::json peer_json() const { return nlohmann::json::object(); }
 
+ protected:
+  // Transport: send req's completion to the host (complete() calls it).
+  virtual void deliver(Request* req) = 0;
+
+ public:
   // ---- Controller-private: the I/O path's per-queue state (nvmf/io.cpp) ----
   // Touched only on this qpair's reactor; transports leave it alone.
   struct IoState {
@@ -83,6 +96,18 @@ class Qpair {
     // queue goes.
     std::atomic<uint64_t> units_read{0}, units_written{0};  // 512-byte units
     std::atomic<uint64_t> read_cmds{0}, write_cmds{0}, media_errors{0};
+    // Metrics (nvemu_qpair_*), read from the main thread while the queue is
+    // listed by its controller: commands received and not yet completed
+    // (AERs parked on the admin queue and commands a fault holds included),
+    // and commands completed with a non-zero status. Entry and completion
+    // both run on this qpair's reactor, so inflight has one writer too.
+    std::atomic<uint64_t> inflight{0}, errors{0};
+    void received() { add_single_writer(inflight, 1); }
+    void completed(const nvme::Status& s) {
+      inflight.store(inflight.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+      if (!s.ok()) [[unlikely]]
+        add_single_writer(errors, 1);
+    }
   };
   IoState io;
 

@@ -75,7 +75,6 @@ class TcpConnection final : public Qpair,
   void start();
 
   // Qpair.
-  void complete(Request* req) override;
   void disconnect() override;
   std::string trtype() const override { return "TCP"; }
   nlohmann::json peer_json() const override;
@@ -88,6 +87,9 @@ class TcpConnection final : public Qpair,
 
  private:
   enum class ConnState : uint8_t { kActive, kTerminating, kClosed };
+
+  // Qpair: the controller's completion (Qpair::complete counted it).
+  void deliver(Request* req) override;
 
   // --- receive (connection_rx.cpp)
   void on_events(uint32_t events);

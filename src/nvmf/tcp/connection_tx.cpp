@@ -73,7 +73,7 @@ void TcpConnection::disconnect() {
     request_close();
 }
 
-void TcpConnection::complete(Request* req) {
+void TcpConnection::deliver(Request* req) {
   TcpRequest* tr = TcpRequest::of(req);
   --outstanding_;
   if (qid() == 0 && is_aer(*req)) --parked_;

@@ -35,7 +35,7 @@ Sq::Sq(Queues& owner, Reactor& reactor, uint16_t qid, uint32_t size, uint16_t cq
 
 Sq::~Sq() = default;
 
-void Sq::complete(nvmf::Request* req) {
+void Sq::deliver(nvmf::Request* req) {
   owner_.on_complete(*this, req);
 }
 
@@ -315,7 +315,7 @@ void Queues::dispatch(Sq& sq, const nvme::Sqe& sqe) {
     nvmf::XferDir dir = nvmf::xfer_dir_of(sqe.opc);
     if (dir == nvmf::XferDir::kNone || dir == nvmf::XferDir::kBidirectional) {
       req->status = Status::generic(sc::kInvalidField).at(0);
-      sq.complete(req);
+      on_complete(sq, req);  // failed here: the controller never saw it
       return;
     }
     DataMapParams p;
@@ -327,7 +327,7 @@ void Queues::dispatch(Sq& sq, const nvme::Sqe& sqe) {
                         &static_cast<Sq::Ctx*>(ctx)->refs);
     if (!s.ok()) {
       req->status = s;
-      sq.complete(req);
+      on_complete(sq, req);  // failed here: the controller never saw it
       return;
     }
     req->xfer = dir;

@@ -55,13 +55,14 @@ class Sq final : public nvmf::Qpair {
   Sq(Queues& owner, Reactor& reactor, uint16_t qid, uint32_t size, uint16_t cqid);
   ~Sq() override;
 
-  void complete(nvmf::Request* req) override;
   void disconnect() override;
   std::string trtype() const override { return "VFIOUSER"; }
   nlohmann::json peer_json() const override;
 
  private:
   friend class Queues;
+  // Qpair: the controller's completion (Qpair::complete counted it).
+  void deliver(nvmf::Request* req) override;
   struct Ctx {
     DmaRefs refs;
   };

@@ -232,6 +232,18 @@ TEST_F(VfioUserE2E, BadDataPointersGetSpecStatus) {
   // Still serving.
   ASSERT_TRUE(d->io(1, 0x02, 1, 0, 1, buf, 512, &cqe, &err)) << err;
   EXPECT_EQ(cqe.sc(), 0);
+  // The transport failed the first two itself, so the controller's count of
+  // queue 1's commands in flight (nvemu_qpair_queue_depth) never saw them.
+  auto ctrlrs = subsys->controllers();
+  ASSERT_EQ(ctrlrs.size(), 1u);
+  uint64_t inflight = ~uint64_t{0}, read_cmds = 0;
+  ctrlrs[0]->for_each_qpair([&](const nvmf::Qpair& qp) {
+    if (qp.qid() != 1) return;
+    inflight = qp.io.inflight.load(std::memory_order_relaxed);
+    read_cmds = qp.io.read_cmds.load(std::memory_order_relaxed);
+  });
+  EXPECT_EQ(inflight, 0u);
+  EXPECT_EQ(read_cmds, 1u);
 }
 
 // A queue created again under the same ID starts with head = tail = 0
