@@ -26,6 +26,21 @@ def no_hugepages_env():
     return {"NVEMU_MEMINFO": path}
 
 
+def wait_for(pred, what=None, timeout=10.0):
+    """Polls pred until it returns something true and returns that. At the
+    timeout: with `what`, fails naming it; without, returns pred()'s last
+    value for the caller's own assertion (which then shows it)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    if what is not None:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return pred()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

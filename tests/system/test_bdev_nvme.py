@@ -65,16 +65,6 @@ def read_blocks(port, nqn, lba, blocks, nsid=1):
             return g.read()
 
 
-def wait_for(pred, what, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def export(t, nqn, port, bdevs, allow_any_host=True, transport=True):
     if transport:
         t.result("nvmf_create_transport", {"trtype": "TCP"})
@@ -397,12 +387,12 @@ class BdevNvmeTest(unittest.TestCase):
         port_b = self.reexport("Nvme0n1")
         w = Writer(port_b, NQN_B)
         w.start()
-        wait_for(lambda: w.rounds >= 2, "I/O before the reset")
+        harness.wait_for(lambda: w.rounds >= 2, "I/O before the reset")
         for _ in range(3):
             self.assertIs(self.b.result("bdev_nvme_reset_controller", {"name": "Nvme0"}), True)
             self.assertEqual(self.state("Nvme0"), "enabled")
         done = w.rounds
-        wait_for(lambda: w.rounds >= done + 2, "I/O after the resets")
+        harness.wait_for(lambda: w.rounds >= done + 2, "I/O after the resets")
         w.finish()
         self.assertEqual(w.failures, [])
         self.assertNotEqual(self.b.result("bdev_nvme_get_controllers")[0]["ctrlrs"][0]["cntlid"],
@@ -430,12 +420,12 @@ class BdevNvmeTest(unittest.TestCase):
             port_b = self.reexport("Nvme0n1")
             w = Writer(port_b, NQN_B)
             w.start()
-            wait_for(lambda: w.rounds >= 2, "I/O before the failover")
+            harness.wait_for(lambda: w.rounds >= 2, "I/O before the failover")
             listen(self.a, NQN_A, self.port_a, "nvmf_subsystem_remove_listener")
-            wait_for(lambda: self.b.result("bdev_nvme_get_controllers")[0]["ctrlrs"][0]
+            harness.wait_for(lambda: self.b.result("bdev_nvme_get_controllers")[0]["ctrlrs"][0]
                      ["trid"]["trsvcid"] == str(port2), "the active path to move", 10)
             done = w.rounds
-            wait_for(lambda: w.rounds >= done + 3, "I/O on the second path")
+            harness.wait_for(lambda: w.rounds >= done + 3, "I/O on the second path")
             w.finish()
             self.assertEqual(w.failures, [])
             self.assertEqual(self.state("Nvme0"), "enabled")
@@ -470,17 +460,17 @@ class BdevNvmeTest(unittest.TestCase):
             port_b = self.reexport("Nvme1n1")
             w = Writer(port_b, NQN_B)
             w.start()
-            wait_for(lambda: w.rounds >= 2, "I/O before the restart")
+            harness.wait_for(lambda: w.rounds >= 2, "I/O before the restart")
             c.proc.kill()
             c.proc.wait()
-            wait_for(lambda: self.state("Nvme1") in ("resetting", "reconnect_is_delayed"),
+            harness.wait_for(lambda: self.state("Nvme1") in ("resetting", "reconnect_is_delayed"),
                      "B to notice")
             c.stop()
             time.sleep(0.5)
             c = self.start_c(port, path, False)
-            wait_for(lambda: self.state("Nvme1") == "enabled", "B to reconnect", 15)
+            harness.wait_for(lambda: self.state("Nvme1") == "enabled", "B to reconnect", 15)
             done = w.rounds
-            wait_for(lambda: w.rounds >= done + 2, "I/O after the restart", 20)
+            harness.wait_for(lambda: w.rounds >= done + 2, "I/O after the restart", 20)
             w.finish()
             self.assertEqual(w.failures, [])
             # Every range's last write is there, read straight from C.
@@ -515,7 +505,7 @@ class BdevNvmeTest(unittest.TestCase):
         self.assertIn(self.state("Nvme2"), ("resetting", "reconnect_is_delayed"))
         # Deleted with its bdev after ctrlr_loss_timeout_sec; B's subsystem
         # drops the namespace.
-        wait_for(lambda: self.state("Nvme2") is None, "ctrlr_loss_timeout_sec", 8)
+        harness.wait_for(lambda: self.state("Nvme2") is None, "ctrlr_loss_timeout_sec", 8)
         self.assertGreater(time.time() - lost, 3.5)
         self.assertEqual(self.b.result("bdev_get_bdevs"), [])
         sub = [s for s in self.b.result("nvmf_get_subsystems") if s["nqn"] == NQN_B][0]
@@ -532,7 +522,7 @@ class BdevNvmeTest(unittest.TestCase):
             "bdev_name": "Malloc1"}})
         self.assertEqual(nsid, 2)
         names = lambda: sorted(b["name"] for b in self.b.result("bdev_get_bdevs"))  # noqa: E731
-        wait_for(lambda: names() == ["Nvme0n1", "Nvme0n2"], "Nvme0n2 on B", 5)
+        harness.wait_for(lambda: names() == ["Nvme0n1", "Nvme0n2"], "Nvme0n2 on B", 5)
         n2 = self.b.result("bdev_get_bdevs", {"name": "Nvme0n2"})[0]
         self.assertEqual((n2["block_size"], n2["num_blocks"]), (4096, 4096))
         # B exports the new one too; data goes through to A's Malloc1.
@@ -547,7 +537,7 @@ class BdevNvmeTest(unittest.TestCase):
         aer = AerHost(port_b, NQN_B)
         try:
             self.a.result("nvmf_subsystem_remove_ns", {"nqn": NQN_A, "nsid": 2})
-            wait_for(lambda: names() == ["Nvme0n1"], "Nvme0n2 to go", 5)
+            harness.wait_for(lambda: names() == ["Nvme0n1"], "Nvme0n2 to go", 5)
             cqe = aer.wait_cqe(aer.aer_cid)
             self.assertEqual(cqe["status"], 0)
             # Notice (2), Namespace Attribute Changed (0), log page 04h.
@@ -623,7 +613,7 @@ class BdevNvmeTest(unittest.TestCase):
         with Target(("-m", "0x1", "-c", path)) as t:
             subs = lambda: [s for s in t.result("nvmf_get_subsystems")  # noqa: E731
                             if s["nqn"] == NQN_B and s["namespaces"]]
-            sub = wait_for(subs, "the replay to finish")[0]
+            sub = harness.wait_for(subs, "the replay to finish")[0]
             self.assertEqual([n["bdev_name"] for n in sub["namespaces"]], ["Nvme0n1"])
             self.assertEqual(t.result("bdev_nvme_get_controllers")[0]["name"], "Nvme0")
             # Shutting down with a controller attached is clean (sanitizers too).
@@ -651,7 +641,7 @@ class BdevNvmeTest(unittest.TestCase):
         self.a.call("nvmf_create_transport", {"trtype": "VFIOUSER"})
         self.a.result("nvmf_subsystem_add_listener", {"nqn": NQN_A, "listen_address": {
             "trtype": "VFIOUSER", "adrfam": "IPv4", "traddr": vdir, "trsvcid": "0"}})
-        wait_for(lambda: os.path.exists(os.path.join(vdir, "cntrl")), "the function socket")
+        harness.wait_for(lambda: os.path.exists(os.path.join(vdir, "cntrl")), "the function socket")
         try:
             names = self.b.result("bdev_nvme_attach_controller", {
                 "name": "Vfu0", "trtype": "vfiouser", "traddr": vdir,
@@ -673,14 +663,14 @@ class BdevNvmeTest(unittest.TestCase):
             nsid = self.a.result("nvmf_subsystem_add_ns", {"nqn": NQN_A, "namespace": {
                 "bdev_name": "Malloc2"}})
             bdevs = lambda: sorted(b["name"] for b in self.b.result("bdev_get_bdevs"))  # noqa
-            wait_for(lambda: bdevs() == ["Vfu0n1", f"Vfu0n{nsid}"], "the new namespace", 5)
+            harness.wait_for(lambda: bdevs() == ["Vfu0n1", f"Vfu0n{nsid}"], "the new namespace", 5)
             self.a.result("nvmf_subsystem_remove_ns", {"nqn": NQN_A, "nsid": nsid})
-            wait_for(lambda: bdevs() == ["Vfu0n1"], "the namespace to go", 5)
+            harness.wait_for(lambda: bdevs() == ["Vfu0n1"], "the namespace to go", 5)
             self.a.result("bdev_malloc_delete", {"name": "Malloc2"})
             # The function goes away: B's bdev goes after ctrlr_loss_timeout_sec.
             self.a.result("nvmf_subsystem_remove_listener", {"nqn": NQN_A, "listen_address": {
                 "trtype": "VFIOUSER", "adrfam": "IPv4", "traddr": vdir, "trsvcid": "0"}})
-            wait_for(lambda: self.b.result("bdev_nvme_get_controllers") == [],
+            harness.wait_for(lambda: self.b.result("bdev_nvme_get_controllers") == [],
                      "ctrlr_loss_timeout_sec after the function went", 10)
             self.assertEqual(self.b.result("bdev_get_bdevs"), [])
         finally:
@@ -729,7 +719,7 @@ class BdevNvmeTest(unittest.TestCase):
             d.result("nvmf_subsystem_add_listener", {"nqn": NQN_A, "listen_address": {
                 "trtype": "DOCA", "traddr": vuid}})
             fdir = os.path.join(ddir, vuid)
-            wait_for(lambda: os.path.exists(os.path.join(fdir, "cntrl")), "the function")
+            harness.wait_for(lambda: os.path.exists(os.path.join(fdir, "cntrl")), "the function")
             self.assertEqual(self.b.result("bdev_nvme_attach_controller", {
                 "name": "Doca0", "trtype": "vfiouser", "traddr": fdir}), ["Doca0n1"])
             port_b = self.reexport("Doca0n1")
@@ -747,7 +737,7 @@ class BdevNvmeTest(unittest.TestCase):
         self.b.call("nvmf_create_transport", {"trtype": "VFIOUSER"})
         self.b.result("nvmf_subsystem_add_listener", {"nqn": NQN_B, "listen_address": {
             "trtype": "VFIOUSER", "adrfam": "IPv4", "traddr": vdir, "trsvcid": "0"}})
-        wait_for(lambda: os.path.exists(os.path.join(vdir, "cntrl")), "B's function")
+        harness.wait_for(lambda: os.path.exists(os.path.join(vdir, "cntrl")), "B's function")
         r = host(f"trtype:VFIOUSER traddr:{vdir} subnqn:{NQN_B}", "write-verify", "--nsid", "1",
                  "--lba", "3001", "--blocks", "513", "--seed", "31")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
@@ -767,7 +757,7 @@ class BdevNvmeTest(unittest.TestCase):
             self.b.result("bdev_nvme_attach_controller", attach_params("Nvme3", port))
             port_b = self.reexport("Nvme3n1")
             c.stop()
-            wait_for(lambda: self.state("Nvme3") == "failed", "the failed state", 10)
+            harness.wait_for(lambda: self.state("Nvme3") == "failed", "the failed state", 10)
             t0 = time.time()
             with tempfile.NamedTemporaryFile() as f:
                 r = host(tcp_trid(port_b, NQN_B), "read", "--nsid", "1", "--lba", "0",

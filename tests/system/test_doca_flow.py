@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -72,16 +71,6 @@ def pattern(seed, byte_addr, length):
         z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & mask
         out += (z ^ (z >> 31)).to_bytes(8, "little")
     return bytes(out)
-
-
-def wait_for(pred, what, timeout=5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class DocaFlow(unittest.TestCase):
@@ -172,7 +161,7 @@ class DocaFlow(unittest.TestCase):
                              {"nqn": NQN, "listen_address": {"trtype": "DOCA",
                                                              "traddr": vuid}}), True)
         sock = f"{DOCA_DIR}/{vuid}/cntrl"
-        wait_for(lambda: os.path.exists(sock), f"{sock} to appear")
+        harness.wait_for(lambda: os.path.exists(sock), f"{sock} to appear")
         f = self.function()
         self.assertEqual(f["state"], "listening")
         self.assertEqual(f["socket"], sock)
@@ -250,7 +239,7 @@ class DocaFlow(unittest.TestCase):
 
         holder.send_signal(signal.SIGTERM)
         self.assertEqual(holder.wait(10), 0, holder.stderr.read())
-        wait_for(lambda: self.function()["state"] == "listening", "the holder to detach")
+        harness.wait_for(lambda: self.function()["state"] == "listening", "the holder to detach")
         self.assertNotIn("host_pid", self.function())
 
     def test_7_listening_function_refuses_destroy(self):
@@ -267,7 +256,7 @@ class DocaFlow(unittest.TestCase):
                              {"nqn": NQN, "listen_address": {"trtype": "DOCA",
                                                              "traddr": vuid}}), True)
         sock = f"{DOCA_DIR}/{vuid}/cntrl"
-        wait_for(lambda: not os.path.exists(sock), f"{sock} to go away")
+        harness.wait_for(lambda: not os.path.exists(sock), f"{sock} to go away")
         f = self.function()
         self.assertEqual(f["state"], "created")
         self.assertIsNone(f["socket"])

@@ -9,7 +9,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Target, free_port, run_unittest_main  # noqa: E402
+from harness import Target, free_port, run_unittest_main, wait_for  # noqa: E402
 from nvme_tcp_client import connect, parse_error_log  # noqa: E402
 
 NQN = "nqn.2016-06.io.spdk:faults"
@@ -22,16 +22,6 @@ def stop_clean(t):
     log = t.output()
     rc = t.stop()
     assert rc == 0, f"nvemu-tgt exited {rc} (a sanitizer report?):\n{log[-4000:]}"
-
-
-def wait_for(pred, timeout=5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    return pred()
 
 
 class FaultTest(unittest.TestCase):

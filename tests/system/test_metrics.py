@@ -47,16 +47,6 @@ def qpair(ss, **labels):
     return {name[len("nvemu_qpair_"):]: one(ss, name, **labels) for name in QPAIR_SERIES}
 
 
-def wait_for(pred, timeout=5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    return pred()
-
-
 class Metrics(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -172,7 +162,7 @@ class Metrics(unittest.TestCase):
             admin.close()
             io.close()
         # The queues went: so did their series.
-        self.assertTrue(wait_for(lambda: not t.result("nvmf_subsystem_get_qpairs", {"nqn": NQN})))
+        self.assertTrue(harness.wait_for(lambda: not t.result("nvmf_subsystem_get_qpairs", {"nqn": NQN})))
         ss = samples(self.get()[2])
         for name in QPAIR_SERIES:
             self.assertEqual([s for s in ss.get(name, [])
@@ -209,7 +199,7 @@ class Metrics(unittest.TestCase):
         t.result("nvmf_fault_inject", {"nqn": NQN, "action": "no_completion", "queue": "io",
                                        "opcode": 2, "count": 3})
         held = [io.read(1, 0, 1) for _ in range(3)]
-        self.assertTrue(wait_for(lambda: t.result("nvmf_fault_list")[0]["hits"] == 3))
+        self.assertTrue(harness.wait_for(lambda: t.result("nvmf_fault_list")[0]["hits"] == 3))
         ss = samples(self.get()[2])
         self.assertEqual(one(ss, "nvemu_qpair_queue_depth", qid="1", **lab), 3)
         self.assertEqual(one(ss, "nvemu_qpair_queue_depth", qid="0", **lab), 0)
@@ -253,7 +243,7 @@ class Metrics(unittest.TestCase):
                         if s.labels["trtype"] == "VFIOUSER" and s.labels["qid"] != "0"
                         and s.value > 0]
                 return (ss, hits[0].labels) if hits else None
-            found = wait_for(io_queue, timeout=10)
+            found = harness.wait_for(io_queue, timeout=10)
             self.assertTrue(found, "no VFIOUSER I/O queue series while nvemu-perf runs")
             ss, lab = found
             first = qpair(ss, **lab)
