@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -126,6 +127,28 @@ def build_vfio_user_qemu():
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build-qemu.sh")
     out = subprocess.run([script], stdout=subprocess.PIPE, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
+
+
+def vfio_user_qemu_or_report():
+    """build_vfio_user_qemu(), or None once the failure and the test's
+    summary line are printed (the caller then returns 1)."""
+    try:
+        return build_vfio_user_qemu()
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"FAIL building QEMU with vfio-user-pci (tests/e2e/build-qemu.sh): {e}")
+        print("0 passed, 1 failed")
+        return None
+
+
+def scratch(prefix, file_mb):
+    """A work directory under /var/tmp (a tmpfs /tmp may be too small) with
+    a sparse namespace backing file ns1.img of file_mb MiB in it; returns
+    (work, backing)."""
+    work = tempfile.mkdtemp(prefix=prefix, dir="/var/tmp")
+    backing = os.path.join(work, "ns1.img")
+    with open(backing, "wb") as f:
+        f.truncate(file_mb << 20)
+    return work, backing
 
 
 def show(title, text, tail=12):

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -57,10 +56,7 @@ def show(title, text):
 def main():
     checks = linux_host.Checks()
     port = guest.free_port()
-    work = tempfile.mkdtemp(prefix="nvemu-e2e-faults-", dir="/var/tmp")
-    backing = os.path.join(work, "ns1.img")
-    with open(backing, "wb") as f:
-        f.truncate(FILE_MB << 20)
+    work, backing = linux_host.scratch("nvemu-e2e-faults-", FILE_MB)
     tgt = harness.Target(("-m", "0x1", "--wait-for-rpc"))
 
     def inject(**p):

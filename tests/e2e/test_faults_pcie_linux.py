@@ -17,9 +17,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -39,17 +37,11 @@ GUEST_MEM = "1G"
 def main():
     checks = linux_host.Checks()
     t_start = time.time()
-    try:
-        qemu = linux_host.build_vfio_user_qemu()
-    except (OSError, subprocess.CalledProcessError) as e:
-        print(f"FAIL building QEMU with vfio-user-pci (tests/e2e/build-qemu.sh): {e}")
-        print("0 passed, 1 failed")
+    qemu = linux_host.vfio_user_qemu_or_report()
+    if qemu is None:
         return 1
-    work = tempfile.mkdtemp(prefix="nvemu-e2e-faults-pcie-", dir="/var/tmp")
+    work, backing = linux_host.scratch("nvemu-e2e-faults-pcie-", FILE_MB)
     doca_dir = os.path.join(work, "doca")
-    backing = os.path.join(work, "ns1.img")
-    with open(backing, "wb") as f:
-        f.truncate(FILE_MB << 20)
     tgt = harness.Target(TGT_CMD, env={"NVEMU_DOCA_DIR": doca_dir})
 
     def inject(**p):

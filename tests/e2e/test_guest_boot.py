@@ -8,7 +8,6 @@ Prints one line per check, then "N passed, N failed"; exits 1 on failure.
 
 import hashlib
 import os
-import socket
 import socketserver
 import sys
 import threading

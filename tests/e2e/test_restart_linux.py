@@ -18,7 +18,6 @@ Prints one line per check, then "N passed, N failed"; exits 1 on failure."""
 import hashlib
 import os
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -65,10 +64,7 @@ WRITER = (
 def main():
     checks = linux_host.Checks()
     port = guest.free_port()
-    work = tempfile.mkdtemp(prefix="nvemu-e2e-restart-", dir="/var/tmp")
-    backing = os.path.join(work, "ns1.img")
-    with open(backing, "wb") as f:
-        f.truncate(FILE_MB << 20)
+    work, backing = linux_host.scratch("nvemu-e2e-restart-", FILE_MB)
     auto = os.path.join(work, "config.json")
     tgts = [harness.Target(("-m", "0x1", "--config-autosave", auto))]
     try:

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -55,10 +54,7 @@ def used_uring(tgt):
 def main():
     checks = linux_host.Checks()
     port = guest.free_port()
-    work = tempfile.mkdtemp(prefix="nvemu-e2e-tcp-", dir="/var/tmp")
-    backing = os.path.join(work, "ns1.img")
-    with open(backing, "wb") as f:
-        f.truncate(FILE_MB << 20)
+    work, backing = linux_host.scratch("nvemu-e2e-tcp-", FILE_MB)
     pattern = os.urandom(PATTERN_MB << 20)
     pattern_path = os.path.join("/tmp", f"nvemu-e2e-pattern-{os.getpid()}")
     with open(pattern_path, "wb") as f:

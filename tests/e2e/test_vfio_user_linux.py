@@ -19,9 +19,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -82,19 +80,13 @@ def nvme_irqs(g):
 def main():
     checks = linux_host.Checks()
     t_start = time.time()
-    try:
-        qemu = linux_host.build_vfio_user_qemu()
-    except (OSError, subprocess.CalledProcessError) as e:
-        print(f"FAIL building QEMU with vfio-user-pci (tests/e2e/build-qemu.sh): {e}")
-        print("0 passed, 1 failed")
+    qemu = linux_host.vfio_user_qemu_or_report()
+    if qemu is None:
         return 1
     print(f"qemu: {qemu} (ready in {time.time() - t_start:.1f}s)", flush=True)
 
-    work = tempfile.mkdtemp(prefix="nvemu-e2e-vfu-", dir="/var/tmp")
+    work, backing = linux_host.scratch("nvemu-e2e-vfu-", FILE_MB)
     doca_dir = os.path.join(work, "doca")
-    backing = os.path.join(work, "ns1.img")
-    with open(backing, "wb") as f:
-        f.truncate(FILE_MB << 20)
     pattern = os.urandom(PATTERN_MB << 20)
     pattern_path = os.path.join("/tmp", f"nvemu-e2e-vfu-pattern-{os.getpid()}")
     with open(pattern_path, "wb") as f:

@@ -19,9 +19,7 @@ docs/faults.md), then "N passed, N failed"; exits 1 on failure."""
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.dont_write_bytecode = True
@@ -42,18 +40,12 @@ ERROR_BOUND_S = 60  # io_timeout, a failed reset and the removal, with room
 def main():
     checks = linux_host.Checks()
     t_start = time.time()
-    try:
-        qemu = linux_host.build_vfio_user_qemu()
-    except (OSError, subprocess.CalledProcessError) as e:
-        print(f"FAIL building QEMU with vfio-user-pci (tests/e2e/build-qemu.sh): {e}")
-        print("0 passed, 1 failed")
+    qemu = linux_host.vfio_user_qemu_or_report()
+    if qemu is None:
         return 1
-    work = tempfile.mkdtemp(prefix="nvemu-e2e-vfu-restart-", dir="/var/tmp")
+    work, backing = linux_host.scratch("nvemu-e2e-vfu-restart-", FILE_MB)
     doca_dir = os.path.join(work, "doca")
-    backing = os.path.join(work, "ns1.img")
     auto = os.path.join(work, "config.json")
-    with open(backing, "wb") as f:
-        f.truncate(FILE_MB << 20)
     env = {"NVEMU_DOCA_DIR": doca_dir}
     tgts = [harness.Target(("-m", "0x1", "--config-autosave", auto), env=env)]
     try:
