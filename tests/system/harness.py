@@ -26,6 +26,20 @@ def no_hugepages_env():
     return {"NVEMU_MEMINFO": path}
 
 
+def stop_clean(*targets):
+    """Stops each target with SIGINT. Any non-zero exit (a crash, a sanitizer
+    report printed on the way out, a hang that needed SIGKILL) fails, with
+    the tail of that target's log."""
+    bad = []
+    for t in targets:
+        t.interrupt()
+        log = t.output()  # before stop(), which deletes it
+        rc = t.stop()
+        if rc != 0:
+            bad.append(f"nvemu-tgt exited {rc} on SIGINT (a sanitizer report?):\n{log[-4000:]}")
+    assert not bad, "\n".join(bad)
+
+
 def wait_for(pred, what=None, timeout=10.0):
     """Polls pred until it returns something true and returns that. At the
     timeout: with `what`, fails naming it; without, returns pred()'s last

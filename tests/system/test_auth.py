@@ -20,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
-from harness import Target, free_port  # noqa: E402
+from harness import Target, free_port, stop_clean  # noqa: E402
 from test_bdev_nvme import (attach_params, export, pattern, read_blocks,  # noqa: E402
                             write_verify)
 
@@ -68,14 +68,7 @@ class AuthTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        bad = []
-        for t in (cls.b, cls.a):
-            t.interrupt()
-            if t.proc.returncode not in (0, None):
-                print(t.output())
-                bad.append(t.proc.returncode)
-            t.stop()
-        assert not bad, f"nvemu-tgt exited with {bad} on SIGINT"
+        stop_clean(cls.b, cls.a)
 
     def tearDown(self):
         for c in self.b.result("bdev_nvme_get_controllers"):

@@ -197,15 +197,7 @@ class BdevNvmeTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        bad = []
-        for t in (cls.b, cls.a):
-            t.interrupt()
-            if t.proc.returncode not in (0, None):
-                print(t.output())
-                bad.append(t.proc.returncode)
-            t.stop()
-        # A crash or sanitizer report on the way out fails the run.
-        assert not bad, f"nvemu-tgt exited with {bad} on SIGINT"
+        harness.stop_clean(cls.b, cls.a)  # a crash or sanitizer report fails the run
 
 
     def tearDown(self):

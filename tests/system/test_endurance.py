@@ -12,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Target, free_port, run_unittest_main  # noqa: E402
+from harness import Target, free_port, run_unittest_main, stop_clean  # noqa: E402
 from nvme_tcp_client import connect  # noqa: E402
 
 NQN = "nqn.2016-06.io.spdk:endurance"
@@ -61,10 +61,7 @@ class Endurance(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         print("ENDURANCE " + json.dumps(cls.figures), file=sys.stderr)
-        cls.t.interrupt()
-        log = cls.t.output()
-        rc = cls.t.stop()
-        assert rc == 0, f"nvemu-tgt exited {rc} (a sanitizer report?):\n{log[-4000:]}"
+        stop_clean(cls.t)
         shutil.rmtree(cls.doca_dir, ignore_errors=True)
 
     def check_flat(self, name, cycles, one_cycle):

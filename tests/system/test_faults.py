@@ -9,19 +9,11 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Target, free_port, run_unittest_main, wait_for  # noqa: E402
+from harness import Target, free_port, run_unittest_main, stop_clean, wait_for  # noqa: E402
 from nvme_tcp_client import connect, parse_error_log  # noqa: E402
 
 NQN = "nqn.2016-06.io.spdk:faults"
 BS = 512
-
-
-def stop_clean(t):
-    """Stops the target; a non-zero exit (a crash, a sanitizer report) fails."""
-    t.interrupt()
-    log = t.output()
-    rc = t.stop()
-    assert rc == 0, f"nvemu-tgt exited {rc} (a sanitizer report?):\n{log[-4000:]}"
 
 
 class FaultTest(unittest.TestCase):
