@@ -34,6 +34,20 @@ class Checks:
         return 1 if self.failed else 0
 
 
+class DmesgTail:
+    """Called: the guest kernel log lines printed since the last call (the
+    host's view of one step)."""
+
+    def __init__(self, g):
+        self.g, self.seen = g, 0
+
+    def __call__(self):
+        lines = self.g.dmesg().splitlines()
+        out = lines[self.seen:]
+        self.seen = len(lines)
+        return "\n".join(out)
+
+
 def find_disk(g, nqn, nsid=1, tries=50):
     """/dev/nvmeXnN of namespace `nsid` of subsystem `nqn` (multipath naming)."""
     for _ in range(tries):

@@ -70,13 +70,7 @@ def main():
         with guest.Guest(forwards=[(FWD_IP, FWD_PORT, port)]) as g:
             print(f"guest booted in {g.boot_seconds:.1f}s", flush=True)
             st = {}
-            mark = {"n": 0}
-
-            def new_dmesg():
-                lines = g.dmesg().splitlines()
-                out = lines[mark["n"]:]
-                mark["n"] = len(lines)
-                return "\n".join(out)
+            new_dmesg = linux_host.DmesgTail(g)
 
             def ctrl_state():
                 return g.check(f"cat /sys/class/nvme/{st['ctrl']}/state", chroot=False).strip()

@@ -71,13 +71,7 @@ def main():
         with guest.Guest(qemu=qemu, memory=GUEST_MEM, extra_qemu_args=extra) as g:
             print(f"guest booted in {g.boot_seconds:.1f}s", flush=True)
             st = {}
-            mark = {"n": 0}
-
-            def new_dmesg():
-                lines = g.dmesg().splitlines()
-                out = lines[mark["n"]:]
-                mark["n"] = len(lines)
-                return "\n".join(out)
+            new_dmesg = linux_host.DmesgTail(g)
 
             def find_controller(g, timeout=60):
                 deadline = time.time() + timeout
