@@ -69,12 +69,7 @@ void Registry::dispatch(const std::string& name, const nlohmann::json& params, c
   }
   try {
     Params p(params, name);
-    if (success_hook_)
-      it->second.fn(p, r.on_result([this, name] {
-        if (success_hook_) success_hook_(name);
-      }));
-    else
-      it->second.fn(p, r);
+    it->second.fn(p, r);
   } catch (const RpcError& e) {
     LOG_ERROR("rpc", "{}: {}", name, e.what());
     r.error(e);
@@ -82,6 +77,14 @@ void Registry::dispatch(const std::string& name, const nlohmann::json& params, c
     LOG_ERROR("rpc", "{}: internal error: {}", name, e.what());
     r.error(kInternalError, fmt::format("{}: internal error: {}", name, e.what()));
   }
+}
+
+void Registry::dispatch_request(const std::string& name, const nlohmann::json& params,
+                                const Responder& r) {
+  if (!success_hook_) return dispatch(name, params, r);
+  dispatch(name, params, r.on_result([this, name] {
+    if (success_hook_) success_hook_(name);
+  }));
 }
 
 std::vector<std::string> Registry::names(unsigned states) const {

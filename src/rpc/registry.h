@@ -72,12 +72,17 @@ class Registry {
   // Runs method `name` with params as a request would; used by the server,
   // load_config and -c FILE.
   void dispatch(const std::string& name, const nlohmann::json& params, const Responder& r);
+  // A client's request (the RPC server): dispatch(), with the success hook
+  // run just before a result is sent. Internal dispatches (load_config's
+  // steps, a metrics scrape) do not run it: one request, one hook.
+  void dispatch_request(const std::string& name, const nlohmann::json& params, const Responder& r);
   std::vector<std::string> names(unsigned states) const;
   bool has(const std::string& name) const { return methods_.count(name) != 0; }
   // The method's doc (empty when registered without one); null if unknown.
   const MethodDoc* doc(const std::string& name) const;
-  // Runs on the main thread after each method that succeeded (config
-  // autosave); the hook may not dispatch. One hook; empty removes it.
+  // Runs on the main thread before the reply of each client request
+  // (dispatch_request) that succeeded (config autosave); the hook may not
+  // dispatch. One hook; empty removes it.
   using SuccessHook = std::function<void(const std::string& method)>;
   void set_success_hook(SuccessHook hook) { success_hook_ = std::move(hook); }
   void clear() { methods_.clear(); }

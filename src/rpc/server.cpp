@@ -127,7 +127,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                 });
     const std::string method = req["method"];
     LOG_DEBUG("rpc", "request {}", method);
-    Registry::instance().dispatch(method, req.value("params", nlohmann::json()), r);
+    Registry::instance().dispatch_request(method, req.value("params", nlohmann::json()), r);
   }
 
   // Whether a started request has taken longer than its size allows.
