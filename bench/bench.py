@@ -378,15 +378,19 @@ def spread(vals):
             "all": vals}
 
 
+def copy_rate(bin_dir, out, name, seconds=2):
+    """One core's copy rates (`nvemu-perf --memcpy-bench`): the wall every
+    memory-bound case stands at, in the machine's state of the moment."""
+    j = os.path.join(out, name)
+    subprocess.run([os.path.join(bin_dir, "nvemu-perf"), "--memcpy-bench", "-c", "0x2", "-t",
+                    str(seconds), "--json", j], check=True, stdout=subprocess.DEVNULL)
+    with open(j) as f:
+        return json.load(f)
+
+
 def extras(bin_dir, work, reps, out):
     tgt_bin = os.path.join(bin_dir, "nvemu-tgt")
-    perf = os.path.join(bin_dir, "nvemu-perf")
-    res = {}
-    j = os.path.join(out, "memcpy.json")
-    subprocess.run([perf, "--memcpy-bench", "-c", "0x2", "-t", "2", "--json", j], check=True,
-                   stdout=subprocess.DEVNULL)
-    with open(j) as f:
-        res["memcpy"] = json.load(f)
+    res = {"memcpy": copy_rate(bin_dir, out, "memcpy.json")}
     log("memcpy:", res["memcpy"])
     # Start-up to RPC-ready (spdk_get_version answers), --wait-for-rpc and not.
     for mode, extra in (("wait_for_rpc", ["--wait-for-rpc"]), ("direct", [])):
@@ -683,7 +687,11 @@ def main():
         # A shared VM drifts between faster and slower states over minutes;
         # pairs measured seconds apart see the same state.
         pair = 0
+        copy_by_rep = []  # the machine's copy rates at the start of each repetition
         for rep in range(reps):
+            copy_by_rep.append(copy_rate(bin_dir, out, f"memcpy-rep{rep + 1}.json", seconds=1))
+            log(f"rep {rep + 1} one-core 4 KiB copy rate "
+                f"{copy_by_rep[-1]['4k']['copies_per_s']:,.0f}/s")
             for case in cases:
                 for tr in transports:
                     impls = [("nvemu", os.path.join(bin_dir, "nvemu-tgt"))]
@@ -725,7 +733,10 @@ def main():
                    "command": "bench/run.sh", "env": {k: v for k, v in os.environ.items()
                                                       if k.startswith("BENCH_") or k == "SPDK_DIR"},
                    "spdk_same_run": bool(spdk_dir), "initiators": initiators,
-                   "failures": failures, "matrix": []}
+                   "failures": failures, "matrix": [],
+                   "copy_by_rep": {k: spread([c[k]["copies_per_s"] for c in copy_by_rep])
+                                   for k, v in copy_by_rep[0].items() if isinstance(v, dict)}
+                   if copy_by_rep else {}}
         keys = ("iops", "mibps", "lat_us", "p99_us")
         combos = [(c, tr) for c in cases for tr in transports] + [
             (c, "TCP") for c in chain_cases + rbd_cases]

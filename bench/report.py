@@ -99,18 +99,25 @@ def _ceiling_md(summary):
     """vfio-user moves each I/O with one copy between the bdev and host memory:
     nvemu's and SPDK's rates against one core's measured copy rate."""
     x = summary.get("extras")
-    if not x:
+    per_rep = summary.get("copy_by_rep")
+    if not x and not per_rep:
         return []
-    lines = ["", "vfio-user against the one-core copy ceiling (`nvemu-perf --memcpy-bench`):", "",
+    # Measured at the start of every repetition when the run did so (the
+    # median over the run), else once at its end.
+    rates = ({k: v["median"] for k, v in per_rep.items()} if per_rep else
+             {k: v["copies_per_s"] for k, v in x["memcpy"].items() if isinstance(v, dict)})
+    lines = ["", "vfio-user against the one-core copy ceiling (`nvemu-perf --memcpy-bench`, "
+             + ("median of the repetitions' starts" if per_rep else "once, after the run")
+             + "):", "",
              "| initiator | case | ceiling (copies/s) | nvemu | of ceiling | SPDK | of ceiling |",
              "|---|---|---|---|---|---|---|"]
     for r in summary["matrix"]:
         if r["transport"] != "VFIOUSER" or r["case"].startswith("randread-4k-qd1"):
             continue
         key = "128k" if "128k" in r["case"] else "4k"
-        if "write" in r["case"] and "4k_write" in x["memcpy"]:
+        if "write" in r["case"] and "4k_write" in rates:
             key = "4k_write"
-        cap = x["memcpy"][key]["copies_per_s"]
+        cap = rates[key]
         cells = []
         for impl in ("nvemu", "spdk"):
             v = r.get(impl, {}).get("iops")
@@ -181,6 +188,12 @@ def markdown(summary):
                 row += f" {', '.join(parts)} |"
             lines.append(row)
         lines.append("")
+    c = summary.get("copy_by_rep", {}).get("4k")
+    if c:
+        lines += [f"The machine's state: one core copied {c['median']:,.0f} random 4 KiB blocks/s "
+                  f"of a 512 MiB disk at the start of the repetitions ({c['min']:,.0f}–"
+                  f"{c['max']:,.0f}, {c['n']} measurements). The memory-bound ratios move "
+                  f"with it.", ""]
     if summary.get("failures"):
         lines += ["Failed runs (not in the medians above):", "",
                   "| target | initiator | transport | case | rep | error |",
