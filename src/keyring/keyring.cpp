@@ -132,7 +132,9 @@ std::shared_ptr<const Key> Keyring::find(const std::string& name) const {
 nlohmann::json Keyring::keys_json() const {
   std::lock_guard lk(mu_);
   auto out = nlohmann::json::array();
-  for (const auto& k : keys_) out.push_back(entry_json(*k, false, k.use_count() - 1));
+  // SPDK's refcnt: the keyring's own reference (a listed key) plus one per
+  // user; a removed key has only its users'.
+  for (const auto& k : keys_) out.push_back(entry_json(*k, false, k.use_count()));
   for (const auto& w : removed_)
     if (auto k = w.lock()) out.push_back(entry_json(*k, true, k.use_count() - 1));
   return out;

@@ -38,7 +38,7 @@ struct QpairAuth {
   };
   Qpair* qp = nullptr;
   std::string subnqn, hostnqn;
-  Subsystem::HostKeys keys;
+  std::shared_ptr<Subsystem> subsys;
   State state = State::kNegotiate;
   bool authenticated = false;
   uint16_t tid = 0;
@@ -229,20 +229,27 @@ void reply(QpairAuth& a, const auth::Reply& m) {
   } else if (!m.dhv.empty()) {
     return fail(a, w::why::kIncorrectPayload, "a DH value with the null group");
   }
-  auth::Bytes kh = auth::transform_key(a.keys.key->secret, a.hostnqn);
+  // The host's keys as the subsystem holds them now (SPDK looks them up at
+  // each reply too): a queue holds no key between transactions.
+  Subsystem::HostKeys keys = a.subsys->host_keys(a.hostnqn);
+  if (!keys.key)
+    return fail(a, w::why::kFailed,
+                "the host has no DH-HMAC-CHAP key on the subsystem any more "
+                "(nvmf_subsystem_add_host dhchap_key)");
+  auth::Bytes kh = auth::transform_key(keys.key->secret, a.hostnqn);
   auth::Bytes expect =
       auth::host_response(a.hash, kh, challenge, a.seqnum, a.tid, 0, a.hostnqn, a.subnqn);
   if (!auth::equal(expect, m.r.data(), m.r.size()))
     return fail(a, w::why::kFailed,
-                "the host's response does not match its key '" + a.keys.key->name + "'");
+                "the host's response does not match its key '" + keys.key->name + "'");
   a.cvalid = m.cvalid;
   if (m.cvalid) {
-    if (!a.keys.ctrlr_key)
+    if (!keys.ctrlr_key)
       return fail(a, w::why::kFailed,
                   "the host asks the controller to authenticate but has no dhchap_ctrlr_key");
     auth::Bytes c2 = m.c;
     if (a.group != auth::DhGroup::kNull) c2 = auth::augmented_challenge(a.hash, session, m.c);
-    auth::Bytes kc = auth::transform_key(a.keys.ctrlr_key->secret, a.subnqn);
+    auth::Bytes kc = auth::transform_key(keys.ctrlr_key->secret, a.subnqn);
     a.r2 = auth::ctrl_response(a.hash, kc, c2, m.seqnum, a.tid, 0, a.subnqn, a.hostnqn);
   }
   a.state = QpairAuth::State::kSuccess1;
@@ -372,13 +379,12 @@ Status receive(const std::shared_ptr<QpairAuth>& ap, Request* req, uint32_t al) 
 }  // namespace
 
 uint32_t on_connect(Qpair& qp, Controller& ctrlr) {
-  Subsystem::HostKeys keys = ctrlr.subsystem()->host_keys(ctrlr.hostnqn());
-  if (!keys.key) return 0;
+  if (!ctrlr.subsystem()->host_keys(ctrlr.hostnqn()).key) return 0;
   auto a = std::make_shared<QpairAuth>();
   a->qp = &qp;
   a->subnqn = ctrlr.subsystem()->nqn();
   a->hostnqn = ctrlr.hostnqn();
-  a->keys = std::move(keys);
+  a->subsys = ctrlr.subsystem();
   a->reactor = &qp.reactor();
   arm_timeout(a);
   qp.auth = std::move(a);
