@@ -66,9 +66,16 @@ std::string read_key_file(const std::string& path, std::string* text, int* err_n
   return why;
 }
 
+// SPDK 24.x keyring_dump_key_info: the module's fields (path) only while the
+// key is listed.
 nlohmann::json entry_json(const Key& k, bool removed, long refs) {
-  return {{"name", k.name},  {"module", "keyring_file"}, {"removed", removed},
-          {"probed", false}, {"refcnt", refs},           {"path", k.path}};
+  nlohmann::json j{{"name", k.name},
+                   {"module", "keyring_file"},
+                   {"removed", removed},
+                   {"probed", false},
+                   {"refcnt", refs}};
+  if (!removed) j["path"] = k.path;
+  return j;
 }
 
 }  // namespace

@@ -216,6 +216,16 @@ class Spdk24AuthConfigTest(unittest.TestCase):
                         # nothing of nvemu's own is added.
                         self.assertEqual(sorted(g), sorted(w))
 
+    def test_4_removed_key_in_use(self):
+        """keyring_file_remove_key of a key a host entry holds: listed as
+        removed, with the host's reference only and no module fields (SPDK
+        24.x lib/keyring/keyring.c)."""
+        self.a.result("keyring_file_remove_key", {"name": "ctrl1"})
+        keys = {k["name"]: k for k in self.a.result("keyring_get_keys")}
+        self.assertEqual(keys["ctrl1"], {"name": "ctrl1", "module": "keyring_file",
+                                         "removed": True, "probed": False, "refcnt": 1})
+        self.assertEqual(keys["host1"]["refcnt"], 2)
+
 
 if __name__ == "__main__":
     harness.run_unittest_main()
