@@ -66,9 +66,16 @@ std::string read_key_file(const std::string& path, std::string* text, int* err_n
   return why;
 }
 
+// SPDK 24.x keyring_dump_key_info: the module's fields (path) only while the
+// key is listed.
 nlohmann::json entry_json(const Key& k, bool removed, long refs) {
-  return {{"name", k.name},  {"module", "keyring_file"}, {"removed", removed},
-          {"probed", false}, {"refcnt", refs},           {"path", k.path}};
+  nlohmann::json j{{"name", k.name},
+                   {"module", "keyring_file"},
+                   {"removed", removed},
+                   {"probed", false},
+                   {"refcnt", refs}};
+  if (!removed) j["path"] = k.path;
+  return j;
 }
 
 }  // namespace
@@ -132,7 +139,9 @@ std::shared_ptr<const Key> Keyring::find(const std::string& name) const {
 nlohmann::json Keyring::keys_json() const {
   std::lock_guard lk(mu_);
   auto out = nlohmann::json::array();
-  for (const auto& k : keys_) out.push_back(entry_json(*k, false, k.use_count() - 1));
+  // SPDK's refcnt: the keyring's own reference (a listed key) plus one per
+  // user; a removed key has only its users'.
+  for (const auto& k : keys_) out.push_back(entry_json(*k, false, k.use_count()));
   for (const auto& w : removed_)
     if (auto k = w.lock()) out.push_back(entry_json(*k, true, k.use_count() - 1));
   return out;

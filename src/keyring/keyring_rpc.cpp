@@ -50,7 +50,7 @@ json remove_key(Params& p) {
 
 const rpc::MethodDoc kGetKeys{
     "Lists the keys, including removed ones still held by a host.",
-    "array of {name, module: \"keyring_file\", removed, probed, refcnt, path}",
+    "array of {name, module: \"keyring_file\", removed, probed, refcnt, path (not once removed)}",
     {{rpc::kInvalidParams, "params given: the method takes none"}}};
 json get_keys(Params& p) {
   p.done();

@@ -256,16 +256,13 @@ void Controller::stop_keep_alive_timer() {
 void Controller::check_keep_alive() {
   if (kato_ms_ == 0 || unregistered_) return;
   uint64_t idle = now_us() - last_keep_alive_us_.load();
-  // A host computing its DH-HMAC-CHAP reply (ffdhe8192 takes seconds on a
-  // slow host) cannot send a Keep Alive before it is authenticated; give
-  // it kAuthLimitUs from the Connect instead of KATO.
-  constexpr uint64_t kAuthLimitUs = 60'000'000;
+  // A host cannot send a Keep Alive before its admin queue has
+  // authenticated: until then the DH-HMAC-CHAP transaction's own timeout
+  // (KATO per step, nvmf/auth) decides, so a slow host computing ffdhe8192
+  // gets a full KATO for each step rather than one for the whole exchange.
   {
     std::lock_guard lk(qp_mu_);
-    if (admin_qp_ && !auth_target::may_run(*admin_qp_)) {
-      if (now_us() - created_us_ <= kAuthLimitUs) return;
-      idle = now_us() - created_us_;
-    }
+    if (admin_qp_ && !auth_target::may_run(*admin_qp_)) return;
   }
   if (idle <= uint64_t{kato_ms_} * 1000) return;
   stop_keep_alive_timer();

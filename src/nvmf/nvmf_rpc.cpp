@@ -9,6 +9,7 @@
 #include <map>
 
 #include "bdev/bdev.h"
+#include "common/auth/dhchap.h"
 #include "common/log.h"
 #include "nvmf/controller.h"
 #include "nvmf/doca/manager.h"
@@ -458,7 +459,12 @@ void register_subsystem_rpcs() {
 json config_json() {
   json cfg = json::array();
   const Target& tgt = Target::instance();
-  cfg.push_back({{"method", "nvmf_set_config"}, {"params", tgt.config}});
+  // SPDK 24.x writes the allowed digests and groups always, in identifier
+  // order, whatever order nvmf_set_config got them in.
+  json set_config = tgt.config;
+  set_config["dhchap_digests"] = auth::hash_names(tgt.dhchap_digests.load());
+  set_config["dhchap_dhgroups"] = auth::dhgroup_names(tgt.dhchap_dhgroups.load());
+  cfg.push_back({{"method", "nvmf_set_config"}, {"params", set_config}});
   cfg.push_back({{"method", "nvmf_set_max_subsystems"},
                  {"params", {{"max_subsystems", tgt.max_subsystems}}}});
   cfg.push_back(

@@ -7,7 +7,10 @@ A. Every refusal is checked by its RPC code and message and by A's log line
 naming the host and the failed step; the RPC socket's mode, size limit and
 slow-client drop are checked on a live daemon.
 """
+import base64
 import grp
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -21,6 +24,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import Target, free_port, stop_clean  # noqa: E402
+from nvme_tcp_client import Queue  # noqa: E402
 from test_bdev_nvme import (attach_params, export, pattern, read_blocks,  # noqa: E402
                             write_verify)
 
@@ -123,7 +127,7 @@ class AuthTest(unittest.TestCase):
         keys = self.a.result("keyring_get_keys")
         host1 = [k for k in keys if k["name"] == "host1"][0]
         self.assertEqual(host1["module"], "keyring_file")
-        self.assertGreaterEqual(host1["refcnt"], 1)  # held by the host entry
+        self.assertEqual(host1["refcnt"], 2)  # the keyring's + the host entry's, as SPDK
         saved = json.dumps(self.a.result("save_config"))
         subs = json.dumps(self.a.result("nvmf_get_subsystems"))
         for text in SECRETS.values():
@@ -299,6 +303,163 @@ class AuthTest(unittest.TestCase):
         finally:
             self.a.result("nvmf_subsystem_add_host", {"nqn": NQN, "host": HOST2,
                                                      "dhchap_key": "host2"})
+
+    # ---- the transaction's timeout (SPDK 24.x nvmf_auth_rearm_poller) -------
+
+    def test_09_first_authentication_stall_drops_the_queue(self):
+        """A keyed host connects its admin queue with KATO 1 s and then stalls,
+        before Negotiate or after it: A closes the connection about one KATO
+        after the last step (not never, not after a fixed minute), logs the
+        step, and serves other hosts meanwhile."""
+        for variant, step in (("silent", "negotiate"), ("negotiate", "challenge")):
+            with self.subTest(variant=variant):
+                mark = len(self.a.output())
+                q = Queue(self.port, NQN, hostnqn=HOST1, kato_ms=1000)
+                try:
+                    t0 = time.time()
+                    if variant == "negotiate":
+                        self.assertTrue(auth_send(q, negotiate_msg(7)).ok)
+                    # Another host authenticates and runs commands meanwhile.
+                    other = Queue(self.port, NQN, hostnqn=HOST2)
+                    try:
+                        authenticate(other, NQN, HOST2, SECRETS["host2"], tid=1)
+                        self.assertEqual(other.prop_get(0x08), 0x00010300)  # VS 1.3
+                    finally:
+                        other.close()
+                    self.assertTrue(wait_closed(q, 6.0), "the stalled queue was never dropped")
+                    elapsed = time.time() - t0
+                    self.assertGreater(elapsed, 0.8)
+                    self.assertLess(elapsed, 3.5)
+                finally:
+                    q.close()
+                self.assertIn(f"DH-HMAC-CHAP of host {HOST1} on {NQN} (qid 0) timed out at "
+                              f"{step}: no message from the host for 1000 ms",
+                              self.a_log_since(mark))
+                self.assertIn("disconnecting the queue", self.a_log_since(mark))
+        deadline = time.time() + 5
+        while time.time() < deadline and [
+                c for c in self.a.result("nvmf_subsystem_get_controllers", {"nqn": NQN})
+                if c["hostnqn"] == HOST1]:
+            time.sleep(0.05)
+        self.assertEqual([c for c in self.a.result("nvmf_subsystem_get_controllers",
+                                                   {"nqn": NQN}) if c["hostnqn"] == HOST1], [])
+
+    def test_10_reauthentication_stall_is_not_fatal(self):
+        """An authenticated queue starts a re-authentication and stalls after
+        Negotiate: past the timeout the transaction is abandoned, the queue
+        keeps running commands, and a new re-authentication succeeds (it
+        would be refused as a Negotiate in the middle of a transaction if the
+        stalled one were still pending)."""
+        mark = len(self.a.output())
+        q = Queue(self.port, NQN, hostnqn=HOST2, kato_ms=1000)
+        try:
+            authenticate(q, NQN, HOST2, SECRETS["host2"], tid=3)
+            self.assertEqual(q.prop_get(0x08), 0x00010300)
+            self.assertTrue(auth_send(q, negotiate_msg(4)).ok)
+            deadline = time.time() + 2.0
+            while time.time() < deadline:  # Property Get keeps the controller alive
+                self.assertEqual(q.prop_get(0x08), 0x00010300)
+                time.sleep(0.2)
+            log = self.a_log_since(mark)
+            self.assertIn(f"DH-HMAC-CHAP of host {HOST2} on {NQN} (qid 0) timed out at challenge",
+                          log)
+            self.assertIn("re-authentication abandoned, the queue stays authenticated", log)
+            authenticate(q, NQN, HOST2, SECRETS["host2"], tid=5)
+            self.assertEqual(q.prop_get(0x08), 0x00010300)
+            self.assertNotIn(f"DH-HMAC-CHAP of host {HOST2} on {NQN} (qid 0) failed",
+                             self.a_log_since(mark))
+        finally:
+            q.close()
+
+
+# ---- DH-HMAC-CHAP host side for the null DH group and SHA-256 (Base 2.0,
+# 8.13.5), enough to drive a queue from Python -------------------------------
+
+AUTH_SECP_SPSP = (0x01 << 8) | (0x01 << 16) | (0xE9 << 24)  # SPSP0/1 = 1, SECP E9h
+
+
+def auth_cmd(q, fctype, length, data=b""):
+    cid = q.alloc_cid()
+    sgl = (b"\0" * 8 + length.to_bytes(4, "little") + b"\0\0\0" +
+           bytes([0x01 if data else 0x5A]))
+    cmd = bytearray(64)
+    cmd[0], cmd[1] = 0x7F, 0x40
+    cmd[2:4] = cid.to_bytes(2, "little")
+    cmd[4] = fctype
+    cmd[24:40] = sgl
+    cmd[40:44] = AUTH_SECP_SPSP.to_bytes(4, "little")
+    cmd[44:48] = length.to_bytes(4, "little")
+    q.partial[cid] = bytearray(0 if data else length)
+    return q.wait(q.submit_raw(bytes(cmd), data))
+
+
+def auth_send(q, msg):
+    return auth_cmd(q, 0x05, len(msg), msg)
+
+
+def auth_recv(q, length=512):
+    c = auth_cmd(q, 0x06, length)
+    if not c.ok:
+        raise AssertionError(f"AUTH_Receive failed: {c}")
+    return c.data
+
+
+def negotiate_msg(tid):
+    desc = bytearray(64)
+    desc[0], desc[2], desc[3] = 0x01, 1, 1  # DH-HMAC-CHAP, one hash, one group
+    desc[4] = 0x01                          # SHA-256
+    desc[4 + 30] = 0x00                     # null DH group
+    return bytes([0x00, 0x00, 0, 0]) + tid.to_bytes(2, "little") + bytes([0, 1]) + bytes(desc)
+
+
+def secret_key(text, nqn):
+    """The transformed key of a DHHC-1 secret (transform 00: none, 01: SHA-256)."""
+    _, transform, b64, _ = text.split(":")
+    raw = base64.b64decode(b64)[:-4]  # the key without its CRC-32
+    if transform == "00":
+        return raw
+    assert transform == "01"
+    return hmac.new(raw, nqn.encode() + b"NVMe-over-Fabrics", hashlib.sha256).digest()
+
+
+def authenticate(q, subnqn, hostnqn, secret, tid):
+    """Negotiate (SHA-256, null DH) -> Challenge -> Reply -> Success1."""
+    c = auth_send(q, negotiate_msg(tid))
+    if not c.ok:
+        raise AssertionError(f"AUTH_Send(Negotiate) failed: {c}")
+    ch = auth_recv(q)
+    if ch[1] != 0x01:
+        raise AssertionError(f"expected a Challenge, got message id {ch[1]:#x}: {ch[:16].hex()}")
+    hl, hashid, dhgid = ch[6], ch[8], ch[9]
+    assert (hl, hashid, dhgid) == (32, 1, 0), (hl, hashid, dhgid)
+    seqnum = int.from_bytes(ch[12:16], "little")
+    c1 = ch[16:16 + hl]
+    m = (c1 + seqnum.to_bytes(4, "little") + tid.to_bytes(2, "little") + b"\0" + b"HostHost" +
+         hostnqn.encode() + b"\0" + subnqn.encode())
+    r1 = hmac.new(secret_key(secret, hostnqn), m, hashlib.sha256).digest()
+    reply = (bytes([0x01, 0x02, 0, 0]) + tid.to_bytes(2, "little") + bytes([hl, 0, 0, 0]) +
+             (0).to_bytes(2, "little") + (0).to_bytes(4, "little") + r1 + bytes(hl))
+    c = auth_send(q, reply)
+    if not c.ok:
+        raise AssertionError(f"AUTH_Send(Reply) failed: {c}")
+    s1 = auth_recv(q)
+    if s1[1] != 0x03:
+        raise AssertionError(f"expected Success1, got message id {s1[1]:#x}: {s1[:8].hex()}")
+
+
+def wait_closed(q, timeout):
+    """True when the target closes q's connection within timeout."""
+    q.sock.settimeout(timeout)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if not q.sock.recv(4096):
+                return True
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+    return False
 
 
 def recv_exact(s, n):

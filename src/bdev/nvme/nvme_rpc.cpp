@@ -40,8 +40,7 @@ rpc::RpcError einval(const std::string& msg) {
 // SPDK 24.x's bdev_nvme_set_options dhchap_digests / dhchap_dhgroups: names
 // -> a bitmask of identifiers.
 template <typename Lookup>
-void dhchap_option(Params& p, const char* key, Lookup lookup, const char* known, uint32_t* bits,
-                   json* names) {
+void dhchap_option(Params& p, const char* key, Lookup lookup, const char* known, uint32_t* bits) {
   const json* v = p.opt_value(key);
   if (!v) return;
   if (!v->is_array() || v->empty())
@@ -55,7 +54,6 @@ void dhchap_option(Params& p, const char* key, Lookup lookup, const char* known,
     b |= 1u << static_cast<unsigned>(*id);
   }
   *bits = b;
-  *names = *v;
 }
 
 json set_options(Params& p) {
@@ -92,10 +90,9 @@ json set_options(Params& p) {
   if (auto v = p.opt_u32("rdma_srq_size")) o.rdma_srq_size = *v;
   if (auto v = p.opt_bool("io_path_stat")) o.io_path_stat = *v;
   dhchap_option(p, "dhchap_digests", auth::hash_from_name, "sha256, sha384, sha512",
-                &o.dhchap_digests, &o.dhchap_digest_names);
+                &o.dhchap_digests);
   dhchap_option(p, "dhchap_dhgroups", auth::dhgroup_from_name,
-                "null, ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192", &o.dhchap_dhgroups,
-                &o.dhchap_dhgroup_names);
+                "null, ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192", &o.dhchap_dhgroups);
   // Keys of newer SPDK versions: kept, written back, and said so.
   if (p.raw().is_object())
     for (const auto& [k, v] : p.raw().items())

@@ -1,5 +1,7 @@
 #include "bdev/nvme/options.h"
 
+#include "common/auth/dhchap.h"
+
 namespace nvemu::bdev::nvme {
 
 std::string check_resiliency(const Resiliency& r) {
@@ -33,7 +35,7 @@ std::string check_resiliency(const Resiliency& r) {
 }
 
 nlohmann::json ModuleOptions::to_params() const {
-  // bdev_nvme_opts_config_json's keys and order.
+  // bdev_nvme_opts_config_json's keys (v24.x).
   nlohmann::json p{
       {"action_on_timeout", action_on_timeout},
       {"timeout_us", timeout_us},
@@ -53,12 +55,17 @@ nlohmann::json ModuleOptions::to_params() const {
       {"ctrlr_loss_timeout_sec", resiliency.ctrlr_loss_timeout_sec},
       {"reconnect_delay_sec", resiliency.reconnect_delay_sec},
       {"fast_io_fail_timeout_sec", resiliency.fast_io_fail_timeout_sec},
+      // SPDK 24.x writes these three as well (v23.01 takes them, writes none).
+      {"disable_auto_failback", disable_auto_failback},
+      {"nvme_error_stat", nvme_error_stat},
+      {"rdma_srq_size", rdma_srq_size},
       {"generate_uuids", generate_uuids},
       {"transport_tos", transport_tos},
       {"io_path_stat", io_path_stat},
   };
-  if (!dhchap_digest_names.is_null()) p["dhchap_digests"] = dhchap_digest_names;
-  if (!dhchap_dhgroup_names.is_null()) p["dhchap_dhgroups"] = dhchap_dhgroup_names;
+  // SPDK 24.x writes both always, in identifier order.
+  p["dhchap_digests"] = auth::hash_names(dhchap_digests);
+  p["dhchap_dhgroups"] = auth::dhgroup_names(dhchap_dhgroups);
   for (const auto& [k, v] : unknown.items()) p[k] = v;
   return p;
 }

@@ -29,9 +29,8 @@ struct ModuleOptions {
   uint32_t io_queue_requests = 0;  // 0: the controller's limit, at most 128
   Resiliency resiliency;
   // SPDK 24.x: the DH-HMAC-CHAP digests and DH groups a host offers (bit =
-  // identifier; names kept for save_config). All by default.
+  // identifier; save_config writes the names). All by default.
   uint32_t dhchap_digests = 0xe, dhchap_dhgroups = 0x3f;
-  nlohmann::json dhchap_digest_names, dhchap_dhgroup_names;
   // Kept and written back by save_config, no effect in nvemu (no timeout
   // tracking, arbitration, RDMA or error statistics).
   std::string action_on_timeout = "none";

@@ -77,6 +77,20 @@ Bytes response(Hash h, const Bytes& key, const Bytes& challenge, uint32_t seqnum
 
 }  // namespace
 
+std::vector<std::string> hash_names(uint32_t bits) {
+  std::vector<std::string> out;
+  for (const auto& i : kHashes)
+    if (bits & (1u << static_cast<unsigned>(i.id))) out.emplace_back(i.name);
+  return out;
+}
+
+std::vector<std::string> dhgroup_names(uint32_t bits) {
+  std::vector<std::string> out;
+  for (const auto& i : kGroups)
+    if (bits & (1u << static_cast<unsigned>(i.id))) out.emplace_back(i.name);
+  return out;
+}
+
 std::optional<Hash> hash_from_name(std::string_view name) {
   for (const auto& i : kHashes)
     if (name == i.name) return i.id;

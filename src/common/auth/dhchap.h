@@ -38,6 +38,11 @@ size_t hash_len(Hash h);
 std::optional<DhGroup> dhgroup_from_name(std::string_view name);
 std::optional<DhGroup> dhgroup_from_id(uint8_t id);
 const char* dhgroup_name(DhGroup g);
+// The names of the identifiers set in a bitmask (bit n = identifier n), in
+// identifier order: what SPDK 24.x's save_config writes for dhchap_digests /
+// dhchap_dhgroups.
+std::vector<std::string> hash_names(uint32_t bits);
+std::vector<std::string> dhgroup_names(uint32_t bits);
 size_t dhgroup_bytes(DhGroup g);  // public value length; 0 for null
 
 // A DH-HMAC-CHAP secret, "DHHC-1:<hh>:<base64(key || crc32(key))>:" (Base

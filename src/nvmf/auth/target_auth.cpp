@@ -38,7 +38,7 @@ struct QpairAuth {
   };
   Qpair* qp = nullptr;
   std::string subnqn, hostnqn;
-  Subsystem::HostKeys keys;
+  std::shared_ptr<Subsystem> subsys;
   State state = State::kNegotiate;
   bool authenticated = false;
   uint16_t tid = 0;
@@ -50,11 +50,35 @@ struct QpairAuth {
   bool cvalid = false;
   auth::Bytes r2;  // the controller's response, sent in Success1
   uint8_t fail_reason = 0;
+  // The transaction's timeout (SPDK 24.x nvmf_auth_rearm_poller): a timer
+  // on the queue's reactor, armed when a transaction starts and re-armed at
+  // each step the host completes. Cancelled here when the queue goes, from
+  // whatever thread drops the last reference.
+  Reactor* reactor = nullptr;
+  Reactor::TimerId timer = 0;
+
+  QpairAuth() = default;
+  QpairAuth(const QpairAuth&) = delete;
+  QpairAuth& operator=(const QpairAuth&) = delete;
+  ~QpairAuth() {
+    if (!timer || !reactor) return;
+    if (reactor->on_thread()) {
+      reactor->cancel_timer(timer);
+    } else {
+      Reactor* r = reactor;
+      Reactor::TimerId id = timer;
+      r->send([r, id] { r->cancel_timer(id); });
+    }
+  }
 };
 
 namespace auth_target {
 
 namespace {
+
+// SPDK 24.x's NVMF_AUTH_DEFAULT_KATO_US: the step timeout of a host that set
+// no KATO.
+constexpr uint32_t kDefaultTimeoutMs = 120'000;
 
 const char* state_name(QpairAuth::State s) {
   switch (s) {
@@ -99,12 +123,55 @@ void fail(QpairAuth& a, uint8_t reason, const std::string& why) {
   a.state = QpairAuth::State::kFailure1;
 }
 
+void cancel_timeout(QpairAuth& a) {
+  if (a.timer) a.reactor->cancel_timer(a.timer);
+  a.timer = 0;
+}
+
 // Drops the queue a little after Failure1 is sent, so the host reads the
 // reason before the connection goes (SPDK waits likewise).
 void disconnect_soon(const std::shared_ptr<QpairAuth>& a) {
+  cancel_timeout(*a);
   std::weak_ptr<QpairAuth> weak = a;
   a->qp->reactor().add_timer(std::chrono::milliseconds(100), [weak] {
     if (auto self = weak.lock()) self->qp->disconnect();
+  });
+}
+
+uint32_t timeout_ms(const QpairAuth& a) {
+  const auto& ctrlr = a.qp->controller();
+  uint32_t kato = ctrlr ? ctrlr->kato_ms() : 0;
+  return kato ? kato : kDefaultTimeoutMs;
+}
+
+// The host let the step time out. A first authentication ends with the
+// queue; a re-authentication of an authenticated queue is abandoned and the
+// queue carries on as authenticated (SPDK 24.x nvmf_auth_timeout_poller).
+void on_timeout(QpairAuth& a) {
+  a.timer = 0;
+  LOG_ERROR_LIMITED("auth",
+                    "DH-HMAC-CHAP of host {} on {} (qid {}) timed out at {}: no message from the "
+                    "host for {} ms (the host's KATO, 120 s without one); {}",
+                    a.hostnqn, a.subnqn, a.qp->qid(), state_name(a.state), timeout_ms(a),
+                    a.authenticated ? "re-authentication abandoned, the queue stays authenticated"
+                                    : "disconnecting the queue");
+  a.dh.reset();
+  if (a.authenticated) {
+    a.state = QpairAuth::State::kDone;
+    return;
+  }
+  a.state = QpairAuth::State::kFailure1;
+  a.qp->disconnect();
+}
+
+// (Re)starts the step timeout: at Connect, at a re-authentication's first
+// command, and after each step that leaves the controller waiting for the
+// host. Runs on the queue's reactor.
+void arm_timeout(const std::shared_ptr<QpairAuth>& a) {
+  cancel_timeout(*a);
+  std::weak_ptr<QpairAuth> weak = a;
+  a->timer = a->reactor->add_timer(std::chrono::milliseconds(timeout_ms(*a)), [weak] {
+    if (auto self = weak.lock()) on_timeout(*self);
   });
 }
 
@@ -162,20 +229,27 @@ void reply(QpairAuth& a, const auth::Reply& m) {
   } else if (!m.dhv.empty()) {
     return fail(a, w::why::kIncorrectPayload, "a DH value with the null group");
   }
-  auth::Bytes kh = auth::transform_key(a.keys.key->secret, a.hostnqn);
+  // The host's keys as the subsystem holds them now (SPDK looks them up at
+  // each reply too): a queue holds no key between transactions.
+  Subsystem::HostKeys keys = a.subsys->host_keys(a.hostnqn);
+  if (!keys.key)
+    return fail(a, w::why::kFailed,
+                "the host has no DH-HMAC-CHAP key on the subsystem any more "
+                "(nvmf_subsystem_add_host dhchap_key)");
+  auth::Bytes kh = auth::transform_key(keys.key->secret, a.hostnqn);
   auth::Bytes expect =
       auth::host_response(a.hash, kh, challenge, a.seqnum, a.tid, 0, a.hostnqn, a.subnqn);
   if (!auth::equal(expect, m.r.data(), m.r.size()))
     return fail(a, w::why::kFailed,
-                "the host's response does not match its key '" + a.keys.key->name + "'");
+                "the host's response does not match its key '" + keys.key->name + "'");
   a.cvalid = m.cvalid;
   if (m.cvalid) {
-    if (!a.keys.ctrlr_key)
+    if (!keys.ctrlr_key)
       return fail(a, w::why::kFailed,
                   "the host asks the controller to authenticate but has no dhchap_ctrlr_key");
     auth::Bytes c2 = m.c;
     if (a.group != auth::DhGroup::kNull) c2 = auth::augmented_challenge(a.hash, session, m.c);
-    auth::Bytes kc = auth::transform_key(a.keys.ctrlr_key->secret, a.subnqn);
+    auth::Bytes kc = auth::transform_key(keys.ctrlr_key->secret, a.subnqn);
     a.r2 = auth::ctrl_response(a.hash, kc, c2, m.seqnum, a.tid, 0, a.subnqn, a.hostnqn);
   }
   a.state = QpairAuth::State::kSuccess1;
@@ -183,6 +257,7 @@ void reply(QpairAuth& a, const auth::Reply& m) {
 
 void done(QpairAuth& a) {
   a.state = QpairAuth::State::kDone;
+  cancel_timeout(a);
   a.dh.reset();
   if (!a.authenticated)
     LOG_NOTICE("auth", "host {} authenticated on {} qid {} ({}, {}{})", a.hostnqn, a.subnqn,
@@ -207,6 +282,7 @@ Status send(const std::shared_ptr<QpairAuth>& ap, Request* req, uint32_t tl) {
   }
   if (auto* m = std::get_if<auth::Negotiate>(&p.msg)) {
     negotiate(a, *m);
+    if (a.state == QpairAuth::State::kChallenge) arm_timeout(ap);
   } else if (auto* m = std::get_if<auth::Reply>(&p.msg)) {
     reply(a, *m);
   } else if (auto* m = std::get_if<auth::Success2>(&p.msg)) {
@@ -259,6 +335,7 @@ Status receive(const std::shared_ptr<QpairAuth>& ap, Request* req, uint32_t al) 
       }
       out = auth::build(c);
       a.state = QpairAuth::State::kReply;
+      arm_timeout(ap);
       break;
     }
     case QpairAuth::State::kSuccess1: {
@@ -268,9 +345,10 @@ Status receive(const std::shared_ptr<QpairAuth>& ap, Request* req, uint32_t al) 
       s.rvalid = a.cvalid;
       if (a.cvalid) s.r = a.r2;
       out = auth::build(s);
-      if (a.cvalid)
+      if (a.cvalid) {
         a.state = QpairAuth::State::kSuccess2;
-      else
+        arm_timeout(ap);
+      } else
         done(a);
       break;
     }
@@ -301,13 +379,14 @@ Status receive(const std::shared_ptr<QpairAuth>& ap, Request* req, uint32_t al) 
 }  // namespace
 
 uint32_t on_connect(Qpair& qp, Controller& ctrlr) {
-  Subsystem::HostKeys keys = ctrlr.subsystem()->host_keys(ctrlr.hostnqn());
-  if (!keys.key) return 0;
+  if (!ctrlr.subsystem()->host_keys(ctrlr.hostnqn()).key) return 0;
   auto a = std::make_shared<QpairAuth>();
   a->qp = &qp;
   a->subnqn = ctrlr.subsystem()->nqn();
   a->hostnqn = ctrlr.hostnqn();
-  a->keys = std::move(keys);
+  a->subsys = ctrlr.subsystem();
+  a->reactor = &qp.reactor();
+  arm_timeout(a);
   qp.auth = std::move(a);
   return w::kConnectAuthreqAtr;
 }
@@ -332,6 +411,12 @@ Status execute(Request* req) {
     LOG_ERROR_LIMITED("auth", "host {}: TL/AL {} with {} data bytes", a->hostnqn, cmd.len,
                       req->length);
     return Status::generic(nvme::sc::kInvalidField).at(offsetof(w::AuthCmd, len));
+  }
+  if (a->state == QpairAuth::State::kDone) {
+    // A re-authentication starts (SPDK: nvmf_qpair_auth_init on an enabled
+    // queue): it has its own timeout.
+    a->state = QpairAuth::State::kNegotiate;
+    arm_timeout(a);
   }
   if (cmd.fctype == nvme::fctype::kAuthSend) return send(a, req, cmd.len);
   return receive(a, req, cmd.len);

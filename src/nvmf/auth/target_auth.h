@@ -11,8 +11,11 @@
 // commands (Authentication Required, SCT 1h SC 91h), and I/O queues of a
 // controller whose admin queue has not authenticated cannot connect. A
 // successful queue may start over (re-authentication on the host's
-// request) and keeps running while it does. Everything runs on the
-// queue's reactor.
+// request) and keeps running while it does. Each transaction has a
+// timeout, as SPDK 24.x: the controller's KATO (120 s when the host set
+// none), re-armed at each step; a first authentication that times out drops
+// the queue, a re-authentication is abandoned and the queue stays
+// authenticated. Everything runs on the queue's reactor.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +31,7 @@ struct Request;
 namespace auth_target {
 
 // At Connect of qp to ctrlr: when the host has a DH-HMAC-CHAP key on the
-// subsystem, arms qp's transaction and returns the Connect response's
+// subsystem, arms qp's transaction (and its timeout) and returns the Connect response's
 // AUTHREQ bits to OR into DW0; else 0.
 uint32_t on_connect(Qpair& qp, Controller& ctrlr);
 // The queue may run commands other than Authentication Send / Receive.
