@@ -115,7 +115,7 @@ class MallocChannel final : public Channel {
         for (int i = 0; i < io->iovcnt && done < len; ++i) {
           size_t n = std::min<uint64_t>(io->iovs[i].iov_len, len - done);
           if (io->type == IoType::kRead)
-            std::memcpy(io->iovs[i].iov_base, p + done, n);
+            copy_from_cold(io->iovs[i].iov_base, p + done, n);
           else if (len >= kStreamWrite)
             copy_streaming(p + done, io->iovs[i].iov_base, n);
           else

@@ -5,6 +5,10 @@
 // streaming copy only writes. It ends with a store fence, so the data is
 // visible to every core before whatever the caller does next (completing
 // the I/O, which another reactor may then read).
+//
+// copy_from_cold is the other direction: reading a block that is most likely
+// in DRAM, not in cache (a random block of a RAM disk), into a buffer the
+// reader will use soon.
 #pragma once
 
 #include <cstddef>
@@ -43,6 +47,23 @@ inline void copy_streaming(void* dst, const void* src, size_t n) {
 #else
   std::memcpy(dst, src, n);
 #endif
+}
+
+// Up to 32 KiB, the string copy instruction: the core fetches the source's
+// lines itself, more of them at once than glibc's vector loop keeps in
+// flight. Random blocks of a 512 MiB disk (2 MiB pages, AMD EPYC VM, one
+// core): 4 KiB 350-450 ns against glibc 2.36's 415-475, 8 KiB 620-770
+// against 800-880; at 64 KiB it is slower (5.7 against 5.4 us), so larger
+// copies stay with glibc. glibc picks the instruction only from 8 KiB and
+// only when CPUID shows ERMS, which this VM's hypervisor hides.
+inline void copy_from_cold(void* dst, const void* src, size_t n) {
+#if defined(__x86_64__)
+  if (n <= 32768) {
+    asm volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+    return;
+  }
+#endif
+  std::memcpy(dst, src, n);
 }
 
 }  // namespace nvemu
