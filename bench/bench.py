@@ -516,6 +516,7 @@ def main():
     work = tempfile.mkdtemp(prefix="nvemu-bench-")
     log(f"results: {out}")
     raw = {}  # (target, initiator, transport, case) -> [result], one per repetition
+    copies = []  # copy_rate() before each matrix run
     librbd = {}  # (case, rep) -> rbd bench IOPS straight on librbd
     ceph = None
     failures = []
@@ -541,6 +542,12 @@ def main():
         log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} FAILED: {tail[0]}")
 
     def run_case(impl, tgt_bin, rep, case, tr):
+        # The machine's copy rate just before this target's run: the two runs
+        # of a pair are seconds apart, and this says whether they saw the same
+        # state (the memory-bound ratios move with it).
+        copy = copy_rate(bin_dir, out, f"memcpy-{impl}-{tr}-{case[0]}-rep{rep + 1}.json",
+                         seconds=0.3)
+        copies.append(copy)
         port = free_port()
         env = spdk_env(spdk_dir) if impl == "spdk" else None
         extra = ["--wait-for-rpc"] + (SPDK_SHARED_CORE_ARGS if impl == "spdk" else [])
@@ -570,6 +577,7 @@ def main():
                     load.pct()  # its next run must not share the RPC socket with it
                     fail(impl, ini, tr, case, rep, base, e)
                     continue
+                r["copy_4k_per_s"] = copy["4k"]["copies_per_s"]
                 record(impl, ini, tr, case, rep, r, foreign, [load], waited)
                 log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} "
                     f"{r['iops']:12,.0f} IOPS {r['mibps']:9,.0f} MiB/s "
@@ -687,11 +695,7 @@ def main():
         # A shared VM drifts between faster and slower states over minutes;
         # pairs measured seconds apart see the same state.
         pair = 0
-        copy_by_rep = []  # the machine's copy rates at the start of each repetition
         for rep in range(reps):
-            copy_by_rep.append(copy_rate(bin_dir, out, f"memcpy-rep{rep + 1}.json", seconds=1))
-            log(f"rep {rep + 1} one-core 4 KiB copy rate "
-                f"{copy_by_rep[-1]['4k']['copies_per_s']:,.0f}/s")
             for case in cases:
                 for tr in transports:
                     impls = [("nvemu", os.path.join(bin_dir, "nvemu-tgt"))]
@@ -734,9 +738,9 @@ def main():
                                                       if k.startswith("BENCH_") or k == "SPDK_DIR"},
                    "spdk_same_run": bool(spdk_dir), "initiators": initiators,
                    "failures": failures, "matrix": [],
-                   "copy_by_rep": {k: spread([c[k]["copies_per_s"] for c in copy_by_rep])
-                                   for k, v in copy_by_rep[0].items() if isinstance(v, dict)}
-                   if copy_by_rep else {}}
+                   "copy_per_run": {k: spread([c[k]["copies_per_s"] for c in copies])
+                                    for k, v in copies[0].items() if isinstance(v, dict)}
+                   if copies else {}}
         keys = ("iops", "mibps", "lat_us", "p99_us")
         combos = [(c, tr) for c in cases for tr in transports] + [
             (c, "TCP") for c in chain_cases + rbd_cases]
@@ -765,6 +769,18 @@ def main():
                     by_rep = {s["rep"]: s for s in ss}
                     pairs = [(n, by_rep[n["rep"]]) for n in rs if n["rep"] in by_rep]
                     row["ratio"] = spread([n["iops"] / s["iops"] for n, s in pairs])
+                    # The pairs split by the copy rate their two runs saw
+                    # (their mean) at the run's median.
+                    if copies and all("copy_4k_per_s" in r for pr in pairs for r in pr):
+                        mid = summary["copy_per_run"]["4k"]["median"]
+                        mean = [(n["copy_4k_per_s"] + s["copy_4k_per_s"]) / 2 for n, s in pairs]
+                        row["ratio_by_copy"] = {
+                            half: spread([n["iops"] / s["iops"] for (n, s), m in zip(pairs, mean)
+                                          if (m >= mid) == (half == "faster")])
+                            for half in ("faster", "slower")}
+                        row["copy_gap"] = spread([abs(n["copy_4k_per_s"] - s["copy_4k_per_s"]) /
+                                                  max(n["copy_4k_per_s"], s["copy_4k_per_s"])
+                                                  for n, s in pairs])
                     row["lat_ratio"] = spread([n["lat_us"] / s["lat_us"] for n, s in pairs])
                 summary["matrix"].append(row)
         if do_extras:

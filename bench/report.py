@@ -99,15 +99,15 @@ def _ceiling_md(summary):
     """vfio-user moves each I/O with one copy between the bdev and host memory:
     nvemu's and SPDK's rates against one core's measured copy rate."""
     x = summary.get("extras")
-    per_rep = summary.get("copy_by_rep")
-    if not x and not per_rep:
+    per_run = summary.get("copy_per_run")
+    if not x and not per_run:
         return []
-    # Measured at the start of every repetition when the run did so (the
-    # median over the run), else once at its end.
-    rates = ({k: v["median"] for k, v in per_rep.items()} if per_rep else
+    # Measured before every target's run when the run did so (the median over
+    # the run), else once at its end.
+    rates = ({k: v["median"] for k, v in per_run.items()} if per_run else
              {k: v["copies_per_s"] for k, v in x["memcpy"].items() if isinstance(v, dict)})
     lines = ["", "vfio-user against the one-core copy ceiling (`nvemu-perf --memcpy-bench`, "
-             + ("median of the repetitions' starts" if per_rep else "once, after the run")
+             + ("median of the measurements before each run" if per_run else "once, after the run")
              + "):", "",
              "| initiator | case | ceiling (copies/s) | nvemu | of ceiling | SPDK | of ceiling |",
              "|---|---|---|---|---|---|---|"]
@@ -124,6 +124,31 @@ def _ceiling_md(summary):
             cells += ([f"{v['median']:,.0f}", f"{v['median'] / cap:.0%}"] if v else ["–", "–"])
         lines.append(f"| {r['initiator']} | {r['case']} | {cap:,.0f} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _state_md(summary):
+    """The machine's copy rate before each target's run, and each case's
+    ratio in the pairs that saw the faster and the slower half of it."""
+    c = summary.get("copy_per_run", {}).get("4k")
+    if not c:
+        return []
+    lines = [f"The machine's state: one core copied {c['median']:,.0f} random 4 KiB blocks/s "
+             f"of a 512 MiB disk, measured for 0.3 s before each target's run "
+             f"({c['min']:,.0f}–{c['max']:,.0f}, {c['n']} measurements). Ratios of the pairs "
+             f"that saw the faster and the slower half of that (the two runs' mean against "
+             f"the median), and how far apart a pair's two runs were:", "",
+             "| initiator | transport | case | faster half | slower half | "
+             "copy-rate gap within a pair, median (max) |", "|---|---|---|---|---|---|"]
+    for r in summary["matrix"]:
+        h = r.get("ratio_by_copy")
+        if not h:
+            continue
+        cells = [f"{v['median']:.2f} ({v['min']:.2f}–{v['max']:.2f}), {v['n']} pairs"
+                 if v["n"] else "–" for v in (h["faster"], h["slower"])]
+        g = r["copy_gap"]
+        lines.append(f"| {r['initiator']} | {r['transport']} | {r['case']} | {cells[0]} | "
+                     f"{cells[1]} | {g['median']:.0%} ({g['max']:.0%}) |")
+    return lines + [""]
 
 
 def _num(v, fmt):
@@ -188,12 +213,7 @@ def markdown(summary):
                 row += f" {', '.join(parts)} |"
             lines.append(row)
         lines.append("")
-    c = summary.get("copy_by_rep", {}).get("4k")
-    if c:
-        lines += [f"The machine's state: one core copied {c['median']:,.0f} random 4 KiB blocks/s "
-                  f"of a 512 MiB disk at the start of the repetitions ({c['min']:,.0f}–"
-                  f"{c['max']:,.0f}, {c['n']} measurements). The memory-bound ratios move "
-                  f"with it.", ""]
+    lines += _state_md(summary)
     if summary.get("failures"):
         lines += ["Failed runs (not in the medians above):", "",
                   "| target | initiator | transport | case | rep | error |",
