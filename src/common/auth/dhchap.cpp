@@ -77,18 +77,25 @@ Bytes response(Hash h, const Bytes& key, const Bytes& challenge, uint32_t seqnum
 
 }  // namespace
 
-std::vector<std::string> hash_names(uint32_t bits) {
+namespace {
+
+// The names of TABLE's entries whose identifier's bit is set, in table order.
+template <typename Table>
+std::vector<std::string> names_in(const Table& table, uint32_t bits) {
   std::vector<std::string> out;
-  for (const auto& i : kHashes)
+  for (const auto& i : table)
     if (bits & (1u << static_cast<unsigned>(i.id))) out.emplace_back(i.name);
   return out;
 }
 
+}  // namespace
+
+std::vector<std::string> hash_names(uint32_t bits) {
+  return names_in(kHashes, bits);
+}
+
 std::vector<std::string> dhgroup_names(uint32_t bits) {
-  std::vector<std::string> out;
-  for (const auto& i : kGroups)
-    if (bits & (1u << static_cast<unsigned>(i.id))) out.emplace_back(i.name);
-  return out;
+  return names_in(kGroups, bits);
 }
 
 std::optional<Hash> hash_from_name(std::string_view name) {
