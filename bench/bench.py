@@ -517,18 +517,23 @@ def main():
     log(f"results: {out}")
     raw = {}  # (target, initiator, transport, case) -> [result], one per repetition
     copies = []  # copy_rate() before each matrix run
+    # A pair is two targets under the same conditions only if the machine
+    # held still across it; see run_pair.
+    settle_pct = float(os.environ.get("BENCH_SETTLE_PCT", "10"))
+    settle_tries = int(os.environ.get("BENCH_SETTLE_TRIES", "3"))
+    pairs_seen = []  # one per matrix pair: attempts it took, drift kept
     librbd = {}  # (case, rep) -> rbd bench IOPS straight on librbd
     ceph = None
     failures = []
 
-    def record(impl, ini, tr, case, rep, r, foreign, loads, waited):
+    def record(impl, ini, tr, case, rep, r, foreign, loads, waited, into=None):
         r["rep"] = rep
         r["foreign_cpu_pct"] = foreign.pct()
         r["target_busy_pct"] = loads[-1].pct()  # the target the initiator talks to
         r["waited_for_quiet_s"] = waited
         with open("/proc/loadavg") as f:  # how busy the machine was
             r["loadavg_after"] = [float(x) for x in f.read().split()[:3]]
-        raw.setdefault((impl, ini, tr, case[0]), []).append(r)
+        (raw if into is None else into).setdefault((impl, ini, tr, case[0]), []).append(r)
 
     def fail(impl, ini, tr, case, rep, base, e):
         # One failed pairing (e.g. an initiator that loses a completion, or a
@@ -541,7 +546,7 @@ def main():
             f.write(str(e))
         log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} FAILED: {tail[0]}")
 
-    def run_case(impl, tgt_bin, rep, case, tr):
+    def run_case(impl, tgt_bin, rep, case, tr, into):
         # The machine's copy rate just before this target's run: the two runs
         # of a pair are seconds apart, and this says whether they saw the same
         # state (the memory-bound ratios move with it).
@@ -578,7 +583,7 @@ def main():
                     fail(impl, ini, tr, case, rep, base, e)
                     continue
                 r["copy_4k_per_s"] = copy["4k"]["copies_per_s"]
-                record(impl, ini, tr, case, rep, r, foreign, [load], waited)
+                record(impl, ini, tr, case, rep, r, foreign, [load], waited, into)
                 log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} "
                     f"{r['iops']:12,.0f} IOPS {r['mibps']:9,.0f} MiB/s "
                     f"{r['lat_us']:8.2f} us  target busy {r['target_busy_pct']:3.0f} %  "
@@ -688,6 +693,35 @@ def main():
         finally:
             targets[0].stop()
 
+    def run_pair(impls, rep, case, tr):
+        """Both targets' runs of one case, kept only if the machine's copy rate
+        stayed within settle_pct across them (measured before each run and
+        after the last): a pair whose conditions moved under it is measured
+        again, up to settle_tries times, and the last attempt is kept and
+        counted as unsettled if none held still."""
+        for attempt in range(1, settle_tries + 1):
+            pending = {}
+            first = len(copies)
+            for impl, tgt_bin in impls:
+                run_case(impl, tgt_bin, rep, case, tr, pending)
+            after = copy_rate(bin_dir, out, f"memcpy-after-{tr}-{case[0]}-rep{rep + 1}.json",
+                              seconds=0.3)
+            seen = [c["4k"]["copies_per_s"] for c in copies[first:]] + [
+                after["4k"]["copies_per_s"]]
+            drift = max(seen) / min(seen) - 1
+            settled = len(impls) < 2 or drift <= settle_pct / 100
+            if settled or attempt == settle_tries:
+                break
+            log(f"rep {rep + 1} {tr:8} {case[0]:18} the copy rate moved {drift:.0%} within "
+                f"the pair (more than {settle_pct:g} %): measuring the pair again")
+            del copies[first:]
+        pairs_seen.append({"transport": tr, "case": case[0], "rep": rep + 1,
+                           "attempts": attempt, "drift": drift, "settled": settled})
+        for key, rs in pending.items():
+            for r in rs:
+                r["pair_drift"] = drift
+            raw.setdefault(key, []).extend(rs)
+
     try:
         # Interleaved as finely as a target restart allows: for every case and
         # transport, a fresh nvemu target and a fresh SPDK target run back to
@@ -704,8 +738,7 @@ def main():
                         if pair % 2:
                             impls.reverse()
                     pair += 1
-                    for impl, tgt_bin in impls:
-                        run_case(impl, tgt_bin, rep, case, tr)
+                    run_pair(impls, rep, case, tr)
             for case in chain_cases:
                 impls = [("nvemu", os.path.join(bin_dir, "nvemu-tgt"))]
                 if spdk_dir:
@@ -738,6 +771,7 @@ def main():
                                                       if k.startswith("BENCH_") or k == "SPDK_DIR"},
                    "spdk_same_run": bool(spdk_dir), "initiators": initiators,
                    "failures": failures, "matrix": [],
+                   "settle": {"pct": settle_pct, "tries": settle_tries, "pairs": pairs_seen},
                    "copy_per_run": {k: spread([c[k]["copies_per_s"] for c in copies])
                                     for k, v in copies[0].items() if isinstance(v, dict)}
                    if copies else {}}

@@ -123,7 +123,7 @@ def _ceiling_md(summary):
             v = r.get(impl, {}).get("iops")
             cells += ([f"{v['median']:,.0f}", f"{v['median'] / cap:.0%}"] if v else ["–", "–"])
         lines.append(f"| {r['initiator']} | {r['case']} | {cap:,.0f} | " + " | ".join(cells) + " |")
-    return lines
+    return lines if len(lines) > 5 else []  # no vfio-user case ran: no table
 
 
 def _state_md(summary):
@@ -139,6 +139,18 @@ def _state_md(summary):
              f"the median), and how far apart a pair's two runs were:", "",
              "| initiator | transport | case | faster half | slower half | "
              "copy-rate gap within a pair, median (max) |", "|---|---|---|---|---|---|"]
+    st = summary.get("settle")
+    if st and st["pairs"]:
+        again = sum(1 for p in st["pairs"] if p["attempts"] > 1)
+        loose = [p for p in st["pairs"] if not p["settled"]]
+        lines[0:0] = [f"Pairs under the same conditions: a pair is kept when the copy rate, "
+                      f"measured before each of its runs and after the last, stays within "
+                      f"{st['pct']:g} %; otherwise it is measured again (at most {st['tries']} "
+                      f"attempts). {len(st['pairs'])} pairs, {again} measured again, "
+                      f"{len(loose)} kept unsettled"
+                      + (": " + ", ".join(f"{p['transport']} {p['case']} rep {p['rep']} "
+                                          f"({p['drift']:.0%})" for p in loose) if loose else "")
+                      + ".", ""]
     for r in summary["matrix"]:
         h = r.get("ratio_by_copy")
         if not h:
