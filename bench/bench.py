@@ -57,11 +57,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _busy_ticks():
-    """Busy CPU ticks of the whole machine (/proc/stat: all but idle and iowait)."""
+def _cpu_ticks():
+    """(busy, steal) ticks of the whole machine from /proc/stat: busy is all
+    but idle, iowait and steal; steal is time the hypervisor gave this VM's
+    vCPUs to someone else, which slows both targets without showing as load."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]
-    return sum(v) - v[3] - v[4]
+    return sum(v) - v[3] - v[4] - v[7], v[7]
 
 
 def _proc_ticks(pid):
@@ -87,14 +89,16 @@ class Foreign:
     def __init__(self, *target_pids):
         self.pids = target_pids
         self.t0 = time.monotonic()
-        self.b0, self.c0 = _busy_ticks(), _children_ticks()
+        (self.b0, self.s0), self.c0 = _cpu_ticks(), _children_ticks()
         self.p0 = sum(_proc_ticks(p) for p in target_pids)
 
     def pct(self):
-        dt = time.monotonic() - self.t0
+        """Others' CPU and the hypervisor's steal, each in % of one core."""
+        dt = max(time.monotonic() - self.t0, 1e-3)
         ours = (sum(_proc_ticks(p) for p in self.pids) - self.p0) + (_children_ticks() - self.c0)
-        other = (_busy_ticks() - self.b0) - ours
-        return max(0.0, 100.0 * other / os.sysconf("SC_CLK_TCK") / max(dt, 1e-3))
+        busy, steal = _cpu_ticks()
+        per_pct = 100.0 / os.sysconf("SC_CLK_TCK") / dt
+        return max(0.0, (busy - self.b0 - ours) * per_pct), (steal - self.s0) * per_pct
 
 
 class TargetLoad(threading.Thread):
@@ -138,7 +142,7 @@ def wait_quiet(target_pids, max_pct, max_wait):
     while True:
         f = Foreign(*target_pids)
         time.sleep(2)
-        pct = f.pct()
+        pct = f.pct()[0]
         if pct < max_pct:
             return time.monotonic() - t0
         if time.monotonic() - t0 > max_wait:
@@ -378,6 +382,11 @@ def spread(vals):
             "all": vals}
 
 
+def _moved(rates):
+    """How far a rate moved over a pair: max/min - 1."""
+    return max(rates) / min(rates) - 1
+
+
 def copy_rate(bin_dir, out, name, seconds=2):
     """One core's copy rates (`nvemu-perf --memcpy-bench`): the wall every
     memory-bound case stands at, in the machine's state of the moment."""
@@ -528,7 +537,7 @@ def main():
 
     def record(impl, ini, tr, case, rep, r, foreign, loads, waited, into=None):
         r["rep"] = rep
-        r["foreign_cpu_pct"] = foreign.pct()
+        r["foreign_cpu_pct"], r["steal_pct"] = foreign.pct()
         r["target_busy_pct"] = loads[-1].pct()  # the target the initiator talks to
         r["waited_for_quiet_s"] = waited
         with open("/proc/loadavg") as f:  # how busy the machine was
@@ -587,7 +596,7 @@ def main():
                 log(f"rep {rep + 1} {impl:5} <- {ini:10} {tr:8} {case[0]:18} "
                     f"{r['iops']:12,.0f} IOPS {r['mibps']:9,.0f} MiB/s "
                     f"{r['lat_us']:8.2f} us  target busy {r['target_busy_pct']:3.0f} %  "
-                    f"others {r['foreign_cpu_pct']:3.0f} %")
+                    f"others {r['foreign_cpu_pct']:3.0f} %  steal {r['steal_pct']:4.1f} %")
         finally:
             t.stop()
 
@@ -628,7 +637,8 @@ def main():
         cpus = " ".join(f"{p:3.0f}" for p in pct)
         log(f"rep {rep + 1} {impl:5} <- {ini:10} TCP      {case[0]:18} "
             f"{r['iops']:12,.0f} IOPS {r['lat_us']:8.2f} us  target CPU % {cpus}  "
-            f"busy {r['target_busy_pct']:3.0f} %  others {r['foreign_cpu_pct']:3.0f} %")
+            f"busy {r['target_busy_pct']:3.0f} %  others {r['foreign_cpu_pct']:3.0f} %  "
+            f"steal {r['steal_pct']:4.1f} %")
         return r
 
     def start_targets(impl, tgt_bin, n):
@@ -706,9 +716,7 @@ def main():
                 run_case(impl, tgt_bin, rep, case, tr, pending)
             after = copy_rate(bin_dir, out, f"memcpy-after-{tr}-{case[0]}-rep{rep + 1}.json",
                               seconds=0.3)
-            seen = [c["4k"]["copies_per_s"] for c in copies[first:]] + [
-                after["4k"]["copies_per_s"]]
-            drift = max(seen) / min(seen) - 1
+            drift = _moved([c["4k"]["copies_per_s"] for c in copies[first:] + [after]])
             settled = len(impls) < 2 or drift <= settle_pct / 100
             if settled or attempt == settle_tries:
                 break
@@ -773,7 +781,8 @@ def main():
                    "failures": failures, "matrix": [],
                    "settle": {"pct": settle_pct, "tries": settle_tries, "pairs": pairs_seen},
                    "copy_per_run": {k: spread([c[k]["copies_per_s"] for c in copies])
-                                    for k, v in copies[0].items() if isinstance(v, dict)}
+                                    for k, v in copies[0].items()
+                                    if isinstance(v, dict) and "copies_per_s" in v}
                    if copies else {}}
         keys = ("iops", "mibps", "lat_us", "p99_us")
         combos = [(c, tr) for c in cases for tr in transports] + [
@@ -785,7 +794,7 @@ def main():
                 if not rs and not ss:
                     continue
                 row = {"initiator": ini, "transport": tr, "case": case[0]}
-                more = ("foreign_cpu_pct", "target_busy_pct")
+                more = ("foreign_cpu_pct", "target_busy_pct", "steal_pct")
                 if case in chain_cases:
                     more += ("cpu_a_pct", "cpu_b_pct", "busy_a_pct")
                 if case in rbd_cases:

@@ -182,8 +182,8 @@ def markdown(summary):
         if have_spdk:
             hdr += (" SPDK IOPS (median, min–max) | SPDK avg lat us | SPDK p99 us | "
                     "nvemu/SPDK IOPS (min–max) | target busy % (nvemu / SPDK) | "
-                    "others' CPU % max (nvemu / SPDK runs) |")
-            sep += "---|---|---|---|---|---|"
+                    "others' CPU % max (nvemu / SPDK runs) | steal % max (nvemu / SPDK runs) |")
+            sep += "---|---|---|---|---|---|---|"
         else:
             hdr += " SPDK reference (not same-run) |"
             sep += "---|"
@@ -213,6 +213,9 @@ def markdown(summary):
                 fc = [r[i]["foreign_cpu_pct"]["max"] if i in r and "foreign_cpu_pct" in r[i]
                       else float("nan") for i in ("nvemu", "spdk")]
                 row += f" {_num(fc[0], '.0f')} / {_num(fc[1], '.0f')} |"
+                st = [r[i]["steal_pct"]["max"] if i in r and "steal_pct" in r[i]
+                      else float("nan") for i in ("nvemu", "spdk")]
+                row += f" {_num(st[0], '.1f')} / {_num(st[1], '.1f')} |"
             else:
                 ref = SPDK_REFERENCE.get((r["transport"], r["case"]), {})
                 parts = []
